@@ -1,0 +1,39 @@
+//! Rosetta's domain model.
+//!
+//! Pure types and rules: sources (PostgreSQL databases), destinations (Snowflake warehouses),
+//! pipelines and their lifecycle. No async, no I/O and no framework; `serde` support is behind the
+//! `serde` feature so other services can link this crate with or without it.
+//!
+//! Every value type is valid once it exists ("parse, don't validate"): constructors return
+//! [`InvalidValue`] describing the first rule the input breaks.
+
+mod destination;
+mod ids;
+mod invalid;
+mod page;
+mod patch;
+mod pipeline;
+mod secret;
+mod source;
+mod text;
+
+pub use destination::{
+    Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
+};
+pub use ids::{DestinationId, PipelineId, SourceId};
+pub use invalid::{InvalidKind, InvalidValue};
+pub use page::{Page, PageLimit, PageRequest};
+pub use patch::Patch;
+pub use pipeline::{
+    NewPipeline, Pipeline, PipelineDetails, PipelineMetadata, PipelineMetadataStatus, PipelineName, PipelinePatch,
+    PipelineStatus, PipelineSummary, Transition,
+};
+pub use secret::Secret;
+pub use source::{
+    NewSource, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Source, SourceConnection,
+    SourceName, SourcePatch,
+};
+pub use text::ShortText;
+
+/// A point in time, always UTC. Adapters store it with microsecond precision.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

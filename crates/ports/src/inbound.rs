@@ -1,0 +1,184 @@
+//! Inbound ports: the use cases driving adapters (HTTP) call. One trait per resource.
+
+use async_trait::async_trait;
+use rosetta_domain::{
+    Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page, PageRequest,
+    PipelineDetails, PipelineId, PipelinePatch, PipelineStatus, PipelineSummary, Source, SourceId, SourcePatch,
+};
+
+use crate::outbound::RepositoryError;
+use crate::{BoxError, EntityKind};
+
+/// Why a use case failed. Driving adapters map each variant to their own error form (HTTP status
+/// and body); `Unavailable` and `Internal` carry a cause for the log, never for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The entity does not exist.
+    #[error("{entity} with id '{id}' not found")]
+    NotFound {
+        /// Kind.
+        entity: EntityKind,
+        /// Id.
+        id: i64,
+    },
+    /// A unique field clashes with another entity.
+    #[error("{entity} with {field} '{value}' already exists")]
+    Conflict {
+        /// Kind.
+        entity: EntityKind,
+        /// Field.
+        field: &'static str,
+        /// Value.
+        value: String,
+    },
+    /// The entity is still used by pipelines.
+    #[error("{entity} with id '{id}' is still used by pipelines")]
+    InUse {
+        /// Kind.
+        entity: EntityKind,
+        /// Id.
+        id: i64,
+        /// The pipelines using it.
+        pipelines: Vec<PipelineSummary>,
+    },
+    /// A reference field names a missing entity (an input error on that field).
+    #[error("{entity} with id '{id}' does not exist")]
+    InvalidReference {
+        /// The referencing field.
+        field: &'static str,
+        /// The kind referred to.
+        entity: EntityKind,
+        /// The missing id.
+        id: i64,
+    },
+    /// A dependency is temporarily unavailable; retry later.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl From<RepositoryError> for ServiceError {
+    fn from(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::NotFound { entity, id } => Self::NotFound { entity, id },
+            RepositoryError::Conflict { entity, field, value } => Self::Conflict { entity, field, value },
+            RepositoryError::InUse { entity, id, pipelines } => Self::InUse { entity, id, pipelines },
+            RepositoryError::MissingReference { field, entity, id } => Self::InvalidReference { field, entity, id },
+            RepositoryError::Unavailable(source) => Self::Unavailable(source),
+            RepositoryError::Unexpected(source) => Self::Internal(source),
+        }
+    }
+}
+
+/// Whether a delete may take the pipelines that use the entity with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeleteMode {
+    /// Refuse when pipelines still use the entity.
+    #[default]
+    Restrict,
+    /// Delete those pipelines (and their metadata) in the same transaction.
+    Cascade,
+}
+
+/// Managing sources.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SourceService: Send + Sync {
+    /// Creates a source. Errors: `Conflict`.
+    async fn create_source(&self, new: NewSource) -> Result<Source, ServiceError>;
+    /// Reads a source. Errors: `NotFound`.
+    async fn get_source(&self, id: SourceId) -> Result<Source, ServiceError>;
+    /// Lists sources by id.
+    async fn list_sources(&self, page: PageRequest) -> Result<Page<Source>, ServiceError>;
+    /// Partially updates a source. Errors: `NotFound`, `Conflict`.
+    async fn update_source(&self, id: SourceId, patch: SourcePatch) -> Result<Source, ServiceError>;
+    /// Deletes a source. Errors: `NotFound`, `InUse` (with `DeleteMode::Restrict`).
+    async fn delete_source(&self, id: SourceId, mode: DeleteMode) -> Result<(), ServiceError>;
+}
+
+/// Managing destinations.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait DestinationService: Send + Sync {
+    /// Creates a destination. Errors: `Conflict`.
+    async fn create_destination(&self, new: NewDestination) -> Result<Destination, ServiceError>;
+    /// Reads a destination. Errors: `NotFound`.
+    async fn get_destination(&self, id: DestinationId) -> Result<Destination, ServiceError>;
+    /// Lists destinations by id.
+    async fn list_destinations(&self, page: PageRequest) -> Result<Page<Destination>, ServiceError>;
+    /// Partially updates a destination. Errors: `NotFound`, `Conflict`.
+    async fn update_destination(&self, id: DestinationId, patch: DestinationPatch)
+    -> Result<Destination, ServiceError>;
+    /// Deletes a destination. Errors: `NotFound`, `InUse` (with `DeleteMode::Restrict`).
+    async fn delete_destination(&self, id: DestinationId, mode: DeleteMode) -> Result<(), ServiceError>;
+}
+
+/// Managing pipelines and their lifecycle.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PipelineService: Send + Sync {
+    /// Creates a pipeline and its metadata. Errors: `InvalidReference`, `Conflict`.
+    async fn create_pipeline(&self, new: NewPipeline) -> Result<PipelineDetails, ServiceError>;
+    /// Reads a pipeline with its source, destination and metadata. Errors: `NotFound`.
+    async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineDetails, ServiceError>;
+    /// Lists pipelines by id, each with source, destination and metadata.
+    async fn list_pipelines(&self, page: PageRequest) -> Result<Page<PipelineDetails>, ServiceError>;
+    /// Partially updates a pipeline; a `status` acts like the matching lifecycle action.
+    /// Errors: `NotFound`, `InvalidReference`, `Conflict`.
+    async fn update_pipeline(&self, id: PipelineId, patch: PipelinePatch) -> Result<PipelineDetails, ServiceError>;
+    /// Start, pause or refresh a pipeline (idempotent). Errors: `NotFound`.
+    async fn set_pipeline_status(
+        &self,
+        id: PipelineId,
+        status: PipelineStatus,
+    ) -> Result<PipelineDetails, ServiceError>;
+    /// Deletes a pipeline and its metadata. Errors: `NotFound`.
+    async fn delete_pipeline(&self, id: PipelineId) -> Result<(), ServiceError>;
+}
+
+/// The outcome of one readiness check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckStatus {
+    /// Working.
+    Healthy,
+    /// Not working; the text says why and is safe to show (no secrets, no SQL).
+    Unhealthy(String),
+    /// Not running in this process by configuration or because it does not exist yet; does not
+    /// make the service unready.
+    Disabled(String),
+}
+
+/// One named readiness check with how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Outcome.
+    pub status: CheckStatus,
+    /// Duration of the check in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// The readiness of the service: every check that is not `Disabled` must be `Healthy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The metadata database.
+    pub database: Check,
+    /// The WAL monitor.
+    pub wal_monitor: Check,
+}
+
+impl Readiness {
+    /// Whether the service can serve traffic.
+    pub fn is_ready(&self) -> bool {
+        [&self.database, &self.wal_monitor].iter().all(|check| !matches!(check.status, CheckStatus::Unhealthy(_)))
+    }
+}
+
+/// Readiness of the service and its dependencies.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait HealthService: Send + Sync {
+    /// Runs every readiness check (bounded in time).
+    async fn readiness(&self) -> Readiness;
+}

@@ -1,0 +1,50 @@
+//! Rosetta's ports: the traits that separate the use cases from the outside world.
+//!
+//! * [`outbound`]: what the application needs from adapters (repositories, clock, secret cipher,
+//!   database health). Implemented by `rosetta-postgres-adapter` and, for tests, by
+//!   [`testing::memory`] (feature `testing`).
+//! * [`inbound`]: the use cases the application offers to driving adapters (HTTP).
+//!
+//! Signatures use domain types and the error enums of this crate only, never framework types.
+//!
+//! Features: `mocks` generates mockall mocks of every trait (`MockSourceRepository`, …);
+//! `testing` adds a contract suite per outbound port ([`testing`]) that any implementation —
+//! including one outside this workspace — can run against itself.
+
+pub mod inbound;
+pub mod outbound;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::fmt;
+
+/// A boxed error that can cross threads: the cause carried by `Unavailable` / `Unexpected`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The kinds of entity the API manages; used in error details (`entity_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    /// A source.
+    Source,
+    /// A destination.
+    Destination,
+    /// A pipeline.
+    Pipeline,
+}
+
+impl EntityKind {
+    /// The name clients see: `Source`, `Destination`, `Pipeline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Source => "Source",
+            Self::Destination => "Destination",
+            Self::Pipeline => "Pipeline",
+        }
+    }
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,110 @@
+//! The contract of [`SecretCipher`] and a transparent cipher for tests of other components.
+
+use rosetta_domain::Secret;
+
+use crate::outbound::{CipherError, SecretCipher, SecretSlot};
+
+const SLOT: SecretSlot = SecretSlot { table: "sources", column: "pg_password", row_id: 1 };
+
+/// Checks a cipher: round trip, randomised output, no plaintext in the sealed bytes, and refusal
+/// to open bytes for another slot, with another key (`other_key`: the same implementation
+/// configured with a different key), tampered or truncated.
+pub fn secret_cipher_contract(cipher: &dyn SecretCipher, other_key: &dyn SecretCipher) {
+    #[allow(clippy::unwrap_used)]
+    let secret = Secret::parse("correct horse battery staple").unwrap();
+    let sealed = cipher.seal(&secret, SLOT).unwrap_or_else(|e| panic!("seal failed: {e}"));
+    let opened = cipher.open(&sealed, SLOT).unwrap_or_else(|e| panic!("open of a fresh seal failed: {e}"));
+    assert_eq!(opened, secret, "round trip changed the secret");
+
+    let again = cipher.seal(&secret, SLOT).unwrap_or_else(|e| panic!("seal failed: {e}"));
+    assert_ne!(sealed, again, "two seals of one secret must differ (random nonce)");
+    assert!(
+        !sealed.windows(secret.expose().len()).any(|w| w == secret.expose().as_bytes()),
+        "sealed bytes contain the plaintext"
+    );
+
+    for other_slot in [
+        SecretSlot { row_id: 2, ..SLOT },
+        SecretSlot { column: "other", ..SLOT },
+        SecretSlot { table: "destinations", ..SLOT },
+    ] {
+        assert!(
+            matches!(cipher.open(&sealed, other_slot), Err(CipherError::Open)),
+            "a value sealed for {SLOT:?} opened for {other_slot:?}"
+        );
+    }
+    assert!(matches!(other_key.open(&sealed, SLOT), Err(CipherError::Open)), "opened with another key");
+
+    let mut tampered = sealed.clone();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 0x01;
+    }
+    assert!(matches!(cipher.open(&tampered, SLOT), Err(CipherError::Open)), "tampered bytes opened");
+    for cut in [0, 1, sealed.len() / 2, sealed.len() - 1] {
+        assert!(matches!(cipher.open(&sealed[..cut], SLOT), Err(CipherError::Open)), "truncated bytes opened");
+    }
+}
+
+/// A cipher for tests of components that only need *a* cipher: it binds the value to the slot
+/// and a key byte but does **not** keep anything secret. Never use it outside tests.
+#[derive(Debug, Clone, Copy)]
+pub struct InsecureTestCipher {
+    key: u8,
+}
+
+impl InsecureTestCipher {
+    /// A test cipher with the given key byte (two different keys cannot open each other's values).
+    pub fn new(key: u8) -> Self {
+        Self { key }
+    }
+
+    fn mask(&self, nonce: u8, index: usize) -> u8 {
+        self.key ^ nonce ^ (index as u8).wrapping_mul(31) ^ 0x5a
+    }
+}
+
+impl SecretCipher for InsecureTestCipher {
+    fn seal(&self, secret: &Secret, slot: SecretSlot) -> Result<Vec<u8>, CipherError> {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static NONCE: AtomicU8 = AtomicU8::new(1);
+        let nonce = NONCE.fetch_add(1, Ordering::Relaxed);
+        let aad = slot.associated_data();
+        let mut out = vec![self.key, nonce, u8::try_from(aad.len() % 256).map_err(|_| CipherError::Seal)?];
+        out.extend(aad.iter().map(|b| b ^ self.key));
+        out.extend(secret.expose().bytes().enumerate().map(|(i, b)| b ^ self.mask(nonce, i)));
+        Ok(out)
+    }
+
+    fn open(&self, sealed: &[u8], slot: SecretSlot) -> Result<Secret, CipherError> {
+        let aad = slot.associated_data();
+        let (&[key, nonce, aad_len], rest) = sealed.split_first_chunk::<3>().ok_or(CipherError::Open)?;
+        if key != self.key || usize::from(aad_len) != aad.len() % 256 || rest.len() <= aad.len() {
+            return Err(CipherError::Open);
+        }
+        let (stored_aad, body) = rest.split_at(aad.len());
+        if stored_aad.iter().zip(&aad).any(|(s, a)| s ^ self.key != *a) {
+            return Err(CipherError::Open);
+        }
+        let plain: Vec<u8> = body.iter().enumerate().map(|(i, b)| b ^ self.mask(nonce, i)).collect();
+        let text = String::from_utf8(plain).map_err(|_| CipherError::Open)?;
+        Secret::parse(text).map_err(|_| CipherError::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_insecure_test_cipher_binds_to_slot_and_key() {
+        // It cannot detect every single-bit tamper (no MAC), so only the binding parts are checked.
+        let cipher = InsecureTestCipher::new(1);
+        let other = InsecureTestCipher::new(2);
+        #[allow(clippy::unwrap_used)]
+        let secret = Secret::parse("pw").unwrap();
+        let sealed = cipher.seal(&secret, SLOT).unwrap();
+        assert_eq!(cipher.open(&sealed, SLOT).unwrap(), secret);
+        assert!(cipher.open(&sealed, SecretSlot { row_id: 9, ..SLOT }).is_err());
+        assert!(other.open(&sealed, SLOT).is_err());
+    }
+}

@@ -1,0 +1,539 @@
+//! The contracts of the repository ports.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rosetta_domain::{
+    DestinationId, DestinationName, DestinationPatch, PageLimit, PageRequest, Patch, PgPort, PipelineId,
+    PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, Secret, ShortText, SourceId, SourceName,
+    SourcePatch,
+};
+
+use super::fixtures::{fixed_time, new_destination, new_pipeline, new_source};
+use crate::EntityKind;
+use crate::outbound::{DestinationRepository, PipelineRepository, RepositoryError, SourceRepository};
+
+/// The three repositories of one empty store, plus whatever must stay alive while they are used
+/// (a test database, a temporary directory…).
+pub struct RepositoryBundle {
+    /// Sources.
+    pub sources: Arc<dyn SourceRepository>,
+    /// Destinations.
+    pub destinations: Arc<dyn DestinationRepository>,
+    /// Pipelines.
+    pub pipelines: Arc<dyn PipelineRepository>,
+    /// Dropped after the case that used the bundle.
+    pub guard: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RepositoryBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepositoryBundle").finish_non_exhaustive()
+    }
+}
+
+/// Makes a fresh, empty store for each contract case.
+#[async_trait]
+pub trait RepositoryFactory: Send + Sync {
+    /// A new store with no sources, destinations or pipelines.
+    async fn fresh(&self) -> RepositoryBundle;
+}
+
+fn page(skip: u64, limit: u32) -> PageRequest {
+    PageRequest { skip, limit: PageLimit::new(limit).unwrap_or_default() }
+}
+
+#[allow(clippy::unwrap_used)]
+fn name<T: TryFrom<String, Error = rosetta_domain::InvalidValue>>(value: &str) -> T {
+    T::try_from(value.to_owned()).unwrap()
+}
+
+macro_rules! ok {
+    ($case:expr, $call:expr) => {
+        $call.await.unwrap_or_else(|e| panic!("[{}] {} failed: {e:?}", $case, stringify!($call)))
+    };
+}
+
+/// Runs every repository contract.
+pub async fn repository_contracts(factory: &dyn RepositoryFactory) {
+    source_repository_contract(factory).await;
+    destination_repository_contract(factory).await;
+    pipeline_repository_contract(factory).await;
+}
+
+/// The contract of [`SourceRepository`].
+pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
+    // create + get round trip, timestamps as given, secret only as a flag
+    {
+        let case = "source: create then get";
+        let store = factory.fresh().await;
+        let created = ok!(case, store.sources.create(new_source("Orders-DB", Some("s3cret")), fixed_time(1)));
+        assert_eq!(created.name.as_str(), "orders-db", "[{case}] name");
+        assert!(created.has_password, "[{case}] has_password");
+        assert_eq!((created.created_at, created.updated_at), (fixed_time(1), fixed_time(1)), "[{case}] timestamps");
+        assert_eq!(created.pg_port, PgPort::DEFAULT, "[{case}] port");
+        let read = ok!(case, store.sources.get(created.id));
+        assert_eq!(read, created, "[{case}] get differs from create");
+        let without = ok!(case, store.sources.create(new_source("no-password", None), fixed_time(1)));
+        assert!(!without.has_password, "[{case}] has_password without password");
+        assert_ne!(without.id, created.id, "[{case}] ids must differ");
+    }
+    {
+        let case = "source: duplicate name is a conflict";
+        let store = factory.fresh().await;
+        ok!(case, store.sources.create(new_source("dup", None), fixed_time(1)));
+        match store.sources.create(new_source("DUP", None), fixed_time(2)).await {
+            Err(RepositoryError::Conflict { entity: EntityKind::Source, field: "name", value }) => {
+                assert_eq!(value, "dup", "[{case}] conflict value");
+            }
+            other => panic!("[{case}] expected Conflict, got {other:?}"),
+        }
+        let listed = ok!(case, store.sources.list(page(0, 10)));
+        assert_eq!(listed.total, 1, "[{case}] the refused create must not be stored");
+    }
+    {
+        let case = "source: missing ids are NotFound";
+        let store = factory.fresh().await;
+        let missing = SourceId::new(424_242);
+        assert!(
+            matches!(
+                store.sources.get(missing).await,
+                Err(RepositoryError::NotFound { entity: EntityKind::Source, id: 424_242 })
+            ),
+            "[{case}] get"
+        );
+        assert!(
+            matches!(
+                store.sources.update(missing, SourcePatch::default(), fixed_time(2)).await,
+                Err(RepositoryError::NotFound { .. })
+            ),
+            "[{case}] update"
+        );
+        assert!(
+            matches!(store.sources.delete(missing, false).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] delete"
+        );
+        assert!(
+            matches!(store.sources.connection(missing).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] connection"
+        );
+    }
+    {
+        let case = "source: list pages by id with total";
+        let store = factory.fresh().await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(ok!(case, store.sources.create(new_source(&format!("s{i}"), None), fixed_time(i))).id);
+        }
+        let first = ok!(case, store.sources.list(page(0, 2)));
+        assert_eq!(first.total, 5, "[{case}] total");
+        assert_eq!(first.items.iter().map(|s| s.id).collect::<Vec<_>>(), ids[..2], "[{case}] first page");
+        let last = ok!(case, store.sources.list(page(4, 2)));
+        assert_eq!(last.items.iter().map(|s| s.id).collect::<Vec<_>>(), ids[4..], "[{case}] last page");
+        let beyond = ok!(case, store.sources.list(page(10, 2)));
+        assert!(beyond.items.is_empty() && beyond.total == 5, "[{case}] beyond the end");
+    }
+    {
+        let case = "source: partial update keeps, clears and replaces";
+        let store = factory.fresh().await;
+        let created = ok!(case, store.sources.create(new_source("a", Some("old")), fixed_time(1)));
+        let patch = SourcePatch { pg_port: Some(PgPort::new(6543).unwrap_or_default()), ..SourcePatch::default() };
+        let updated = ok!(case, store.sources.update(created.id, patch, fixed_time(2)));
+        assert_eq!(updated.pg_port.get(), 6543, "[{case}] port");
+        assert_eq!(
+            (updated.name.clone(), updated.pg_host.clone()),
+            (created.name.clone(), created.pg_host.clone()),
+            "[{case}] kept fields"
+        );
+        assert!(updated.has_password, "[{case}] omitted password must be kept");
+        assert_eq!((updated.created_at, updated.updated_at), (fixed_time(1), fixed_time(2)), "[{case}] timestamps");
+        assert_eq!(
+            ok!(case, store.sources.connection(created.id)).pg_password.map(|p| p.expose().to_owned()),
+            Some("old".into()),
+            "[{case}] kept password"
+        );
+
+        let replace = SourcePatch { pg_password: Patch::Set(secret("new")), ..SourcePatch::default() };
+        ok!(case, store.sources.update(created.id, replace, fixed_time(3)));
+        let connection = ok!(case, store.sources.connection(created.id));
+        assert_eq!(
+            connection.pg_password.map(|p| p.expose().to_owned()),
+            Some("new".into()),
+            "[{case}] replaced password"
+        );
+        assert_eq!(connection.pg_port.get(), 6543, "[{case}] connection port");
+
+        let clear = SourcePatch { pg_password: Patch::Clear, ..SourcePatch::default() };
+        let cleared = ok!(case, store.sources.update(created.id, clear, fixed_time(4)));
+        assert!(!cleared.has_password, "[{case}] cleared password");
+        assert_eq!(
+            ok!(case, store.sources.connection(created.id)).pg_password,
+            None,
+            "[{case}] cleared connection password"
+        );
+        assert_eq!(ok!(case, store.sources.get(created.id)), cleared, "[{case}] get after update");
+
+        let unchanged = ok!(case, store.sources.update(created.id, SourcePatch::default(), fixed_time(5)));
+        assert_eq!(unchanged, cleared, "[{case}] an empty patch changes nothing");
+    }
+    {
+        let case = "source: rename conflicts with another source, not with itself";
+        let store = factory.fresh().await;
+        let a = ok!(case, store.sources.create(new_source("a", None), fixed_time(1)));
+        ok!(case, store.sources.create(new_source("b", None), fixed_time(1)));
+        let to_b = SourcePatch { name: Some(name::<SourceName>("B")), ..SourcePatch::default() };
+        assert!(
+            matches!(
+                store.sources.update(a.id, to_b, fixed_time(2)).await,
+                Err(RepositoryError::Conflict { field: "name", .. })
+            ),
+            "[{case}] rename to b"
+        );
+        let to_self = SourcePatch { name: Some(name::<SourceName>("A")), ..SourcePatch::default() };
+        ok!(case, store.sources.update(a.id, to_self, fixed_time(2)));
+        assert_eq!(ok!(case, store.sources.get(a.id)).name.as_str(), "a", "[{case}] a refused rename changed nothing");
+    }
+    {
+        let case = "source: delete refuses while pipelines use it, cascades on request";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let p2 = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p2", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        );
+        let p1 = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p1", source.id, destination.id, PipelineStatus::Pause), fixed_time(1))
+        );
+        match store.sources.delete(source.id, false).await {
+            Err(RepositoryError::InUse { entity: EntityKind::Source, id, pipelines }) => {
+                assert_eq!(id, source.id.get(), "[{case}] id");
+                let named: Vec<_> = pipelines.iter().map(|p| (p.id, p.name.as_str().to_owned())).collect();
+                assert_eq!(
+                    named,
+                    vec![(p2.pipeline.id, "p2".to_owned()), (p1.pipeline.id, "p1".to_owned())],
+                    "[{case}] pipelines by id"
+                );
+            }
+            other => panic!("[{case}] expected InUse, got {other:?}"),
+        }
+        ok!(case, store.sources.get(source.id));
+        ok!(case, store.sources.delete(source.id, true));
+        assert!(
+            matches!(store.sources.get(source.id).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] source gone"
+        );
+        assert!(
+            matches!(store.pipelines.get(p1.pipeline.id).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] pipeline gone"
+        );
+        assert_eq!(ok!(case, store.pipelines.list(page(0, 10))).total, 0, "[{case}] no pipelines left");
+        ok!(case, store.destinations.get(destination.id));
+        let unused = ok!(case, store.sources.create(new_source("unused", None), fixed_time(1)));
+        ok!(case, store.sources.delete(unused.id, false));
+        assert!(
+            matches!(store.sources.delete(unused.id, false).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] second delete"
+        );
+    }
+    {
+        let case = "source: concurrent creates with one name";
+        let store = factory.fresh().await;
+        let attempts = (0..8).map(|i| {
+            let sources = Arc::clone(&store.sources);
+            async move { sources.create(new_source("race", None), fixed_time(i)).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results.iter().filter(|r| matches!(r, Err(RepositoryError::Conflict { .. }))).count();
+        assert_eq!((created, conflicts), (1, 7), "[{case}] exactly one create wins: {results:?}");
+    }
+}
+
+/// The contract of [`DestinationRepository`].
+pub async fn destination_repository_contract(factory: &dyn RepositoryFactory) {
+    {
+        let case = "destination: create, get, list";
+        let store = factory.fresh().await;
+        let created = ok!(case, store.destinations.create(new_destination("WH", Some("pass")), fixed_time(1)));
+        assert_eq!(created.name.as_str(), "wh", "[{case}] name");
+        assert!(created.has_private_key_passphrase, "[{case}] flag");
+        assert_eq!(created.settings, new_destination("wh", None).settings, "[{case}] settings");
+        assert_eq!(ok!(case, store.destinations.get(created.id)), created, "[{case}] get");
+        let second = ok!(case, store.destinations.create(new_destination("wh2", None), fixed_time(2)));
+        assert!(!second.has_private_key_passphrase, "[{case}] no passphrase");
+        let listed = ok!(case, store.destinations.list(page(0, 1)));
+        assert_eq!((listed.total, listed.items.len()), (2, 1), "[{case}] page");
+        assert_eq!(listed.items[0].id, created.id, "[{case}] ordered by id");
+        assert!(
+            matches!(
+                store.destinations.create(new_destination("wh", None), fixed_time(3)).await,
+                Err(RepositoryError::Conflict { entity: EntityKind::Destination, field: "name", .. })
+            ),
+            "[{case}] duplicate"
+        );
+        assert!(
+            matches!(
+                store.destinations.get(DestinationId::new(999_999)).await,
+                Err(RepositoryError::NotFound { entity: EntityKind::Destination, .. })
+            ),
+            "[{case}] missing"
+        );
+    }
+    {
+        let case = "destination: partial update keeps, clears and replaces";
+        let store = factory.fresh().await;
+        let created = ok!(case, store.destinations.create(new_destination("wh", Some("pass")), fixed_time(1)));
+        let patch = DestinationPatch {
+            name: Some(name::<DestinationName>("Renamed")),
+            snowflake_user: Patch::Clear,
+            snowflake_role: Patch::Set(name::<ShortText>("LOADER")),
+            ..DestinationPatch::default()
+        };
+        let updated = ok!(case, store.destinations.update(created.id, patch, fixed_time(2)));
+        assert_eq!(updated.name.as_str(), "renamed", "[{case}] name");
+        assert_eq!(updated.settings.snowflake_user, None, "[{case}] cleared");
+        assert_eq!(updated.settings.snowflake_role.as_ref().map(ShortText::as_str), Some("LOADER"), "[{case}] set");
+        assert_eq!(updated.settings.snowflake_account, created.settings.snowflake_account, "[{case}] kept");
+        assert!(updated.has_private_key_passphrase, "[{case}] passphrase kept");
+        assert_eq!(updated.updated_at, fixed_time(2), "[{case}] updated_at");
+        let cleared =
+            DestinationPatch { snowflake_private_key_passphrase: Patch::Clear, ..DestinationPatch::default() };
+        assert!(
+            !ok!(case, store.destinations.update(created.id, cleared, fixed_time(3))).has_private_key_passphrase,
+            "[{case}] passphrase cleared"
+        );
+        assert_eq!(ok!(case, store.destinations.get(created.id)).updated_at, fixed_time(3), "[{case}] stored");
+    }
+    {
+        let case = "destination: delete refuses while used, cascades on request";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let pipeline = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        );
+        assert!(
+            matches!(store.destinations.delete(destination.id, false).await, Err(RepositoryError::InUse { entity: EntityKind::Destination, ref pipelines, .. }) if pipelines.len() == 1 && pipelines[0].id == pipeline.pipeline.id),
+            "[{case}] in use"
+        );
+        ok!(case, store.destinations.delete(destination.id, true));
+        assert!(
+            matches!(store.pipelines.get(pipeline.pipeline.id).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] cascade"
+        );
+        ok!(case, store.sources.delete(source.id, false));
+    }
+}
+
+/// The contract of [`PipelineRepository`].
+pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
+    {
+        let case = "pipeline: create reads back nested, with initial metadata";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", Some("pw")), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let started = ok!(
+            case,
+            store
+                .pipelines
+                .create(new_pipeline("Started", source.id, destination.id, PipelineStatus::Start), fixed_time(2))
+        );
+        assert_eq!(started.pipeline.name.as_str(), "started", "[{case}] name");
+        assert_eq!(
+            (started.source.clone(), started.destination.clone()),
+            (source.clone(), destination.clone()),
+            "[{case}] nested"
+        );
+        let meta = &started.pipeline.metadata;
+        assert_eq!(
+            (meta.pipeline_id, meta.status, meta.last_start_at),
+            (started.pipeline.id, PipelineMetadataStatus::Running, Some(fixed_time(2))),
+            "[{case}] metadata"
+        );
+        assert_eq!(
+            (started.pipeline.created_at, meta.created_at),
+            (fixed_time(2), fixed_time(2)),
+            "[{case}] timestamps"
+        );
+        let paused = ok!(
+            case,
+            store
+                .pipelines
+                .create(new_pipeline("paused", source.id, destination.id, PipelineStatus::Pause), fixed_time(3))
+        );
+        assert_eq!(
+            (paused.pipeline.status, paused.pipeline.metadata.status),
+            (PipelineStatus::Pause, PipelineMetadataStatus::Paused),
+            "[{case}] paused"
+        );
+        assert_eq!(ok!(case, store.pipelines.get(started.pipeline.id)), started, "[{case}] get");
+        assert!(
+            matches!(
+                store
+                    .pipelines
+                    .create(new_pipeline("STARTED", source.id, destination.id, PipelineStatus::Start), fixed_time(4))
+                    .await,
+                Err(RepositoryError::Conflict { entity: EntityKind::Pipeline, field: "name", .. })
+            ),
+            "[{case}] duplicate"
+        );
+    }
+    {
+        let case = "pipeline: references to missing entities";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let missing_source = new_pipeline("p", SourceId::new(9_999), destination.id, PipelineStatus::Start);
+        assert!(
+            matches!(
+                store.pipelines.create(missing_source, fixed_time(2)).await,
+                Err(RepositoryError::MissingReference { field: "source_id", entity: EntityKind::Source, id: 9_999 })
+            ),
+            "[{case}] source"
+        );
+        let missing_destination = new_pipeline("p", source.id, DestinationId::new(8_888), PipelineStatus::Start);
+        assert!(
+            matches!(
+                store.pipelines.create(missing_destination, fixed_time(2)).await,
+                Err(RepositoryError::MissingReference {
+                    field: "destination_id",
+                    entity: EntityKind::Destination,
+                    id: 8_888
+                })
+            ),
+            "[{case}] destination"
+        );
+        assert_eq!(ok!(case, store.pipelines.list(page(0, 10))).total, 0, "[{case}] nothing stored");
+        let created = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(2))
+        );
+        let repoint = PipelinePatch { source_id: Some(SourceId::new(9_999)), ..PipelinePatch::default() };
+        assert!(
+            matches!(
+                store.pipelines.update(created.pipeline.id, repoint, fixed_time(3)).await,
+                Err(RepositoryError::MissingReference { field: "source_id", .. })
+            ),
+            "[{case}] update"
+        );
+        assert_eq!(
+            ok!(case, store.pipelines.get(created.pipeline.id)),
+            created,
+            "[{case}] refused update changed nothing"
+        );
+    }
+    {
+        let case = "pipeline: status changes follow the lifecycle and are idempotent";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let id = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        )
+        .pipeline
+        .id;
+        let pause = || PipelinePatch { status: Some(PipelineStatus::Pause), ..PipelinePatch::default() };
+        let paused = ok!(case, store.pipelines.update(id, pause(), fixed_time(2)));
+        assert_eq!(
+            (paused.pipeline.status, paused.pipeline.metadata.status),
+            (PipelineStatus::Pause, PipelineMetadataStatus::Paused),
+            "[{case}] paused"
+        );
+        assert_eq!(
+            (paused.pipeline.updated_at, paused.pipeline.metadata.updated_at),
+            (fixed_time(2), fixed_time(2)),
+            "[{case}] pause timestamps"
+        );
+        let again = ok!(case, store.pipelines.update(id, pause(), fixed_time(3)));
+        assert_eq!(again, paused, "[{case}] pausing twice changes nothing");
+        let start = PipelinePatch { status: Some(PipelineStatus::Start), ..PipelinePatch::default() };
+        let started = ok!(case, store.pipelines.update(id, start, fixed_time(4)));
+        assert_eq!(
+            (started.pipeline.metadata.status, started.pipeline.metadata.last_start_at),
+            (PipelineMetadataStatus::Running, Some(fixed_time(4))),
+            "[{case}] started"
+        );
+        let refresh = PipelinePatch {
+            status: Some(PipelineStatus::Refresh),
+            name: Some(name::<PipelineName>("renamed")),
+            ..PipelinePatch::default()
+        };
+        let refreshed = ok!(case, store.pipelines.update(id, refresh, fixed_time(5)));
+        assert_eq!(
+            (refreshed.pipeline.status, refreshed.pipeline.name.as_str()),
+            (PipelineStatus::Refresh, "renamed"),
+            "[{case}] refresh + rename"
+        );
+        assert_eq!(refreshed.pipeline.metadata, started.pipeline.metadata, "[{case}] refresh keeps metadata");
+        assert_eq!(ok!(case, store.pipelines.get(id)), refreshed, "[{case}] stored");
+    }
+    {
+        let case = "pipeline: list pages with nested objects";
+        let store = factory.fresh().await;
+        let s1 = ok!(case, store.sources.create(new_source("s1", None), fixed_time(1)));
+        let s2 = ok!(case, store.sources.create(new_source("s2", None), fixed_time(1)));
+        let d = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let mut ids = Vec::new();
+        for i in 0..7u32 {
+            let source = if i % 2 == 0 { s1.id } else { s2.id };
+            ids.push(
+                ok!(
+                    case,
+                    store
+                        .pipelines
+                        .create(new_pipeline(&format!("p{i}"), source, d.id, PipelineStatus::Start), fixed_time(i))
+                )
+                .pipeline
+                .id,
+            );
+        }
+        let listed = ok!(case, store.pipelines.list(page(2, 3)));
+        assert_eq!(listed.total, 7, "[{case}] total");
+        assert_eq!(listed.items.iter().map(|p| p.pipeline.id).collect::<Vec<_>>(), ids[2..5], "[{case}] ids");
+        for item in &listed.items {
+            assert_eq!(item.source.id, item.pipeline.source_id, "[{case}] nested source");
+            assert_eq!(item.destination, d, "[{case}] nested destination");
+            assert_eq!(item.pipeline.metadata.pipeline_id, item.pipeline.id, "[{case}] nested metadata");
+        }
+    }
+    {
+        let case = "pipeline: delete removes pipeline and metadata";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let id = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        )
+        .pipeline
+        .id;
+        ok!(case, store.pipelines.delete(id));
+        assert!(
+            matches!(
+                store.pipelines.get(id).await,
+                Err(RepositoryError::NotFound { entity: EntityKind::Pipeline, .. })
+            ),
+            "[{case}] gone"
+        );
+        assert!(matches!(store.pipelines.delete(id).await, Err(RepositoryError::NotFound { .. })), "[{case}] twice");
+        assert!(
+            matches!(
+                store.pipelines.update(PipelineId::new(77_777), PipelinePatch::default(), fixed_time(2)).await,
+                Err(RepositoryError::NotFound { .. })
+            ),
+            "[{case}] update missing"
+        );
+        ok!(case, store.sources.delete(source.id, false));
+        ok!(case, store.destinations.delete(destination.id, false));
+    }
+}
+
+fn secret(value: &str) -> Secret {
+    #[allow(clippy::unwrap_used)]
+    Secret::parse(value).unwrap()
+}
