@@ -1,0 +1,18 @@
+//! Rosetta's use cases: the inbound ports implemented over outbound ports.
+//!
+//! The services are deliberately thin — the rules live in `rosetta-domain` (invariants,
+//! lifecycle) and in the repository contracts (atomicity, uniqueness, references). A service
+//! takes the time from the [`Clock`](rosetta_ports::outbound::Clock), calls one repository
+//! method and translates its error.
+
+mod clock;
+mod destinations;
+mod health;
+mod pipelines;
+mod sources;
+
+pub use clock::SystemClock;
+pub use destinations::DestinationManager;
+pub use health::ReadinessChecker;
+pub use pipelines::PipelineManager;
+pub use sources::SourceManager;
