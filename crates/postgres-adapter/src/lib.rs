@@ -1,0 +1,42 @@
+//! Rosetta's metadata store on PostgreSQL: the repositories of `rosetta_ports::outbound` over
+//! diesel-async and a deadpool connection pool, the embedded schema migrations, and the
+//! cipher that seals stored secrets.
+//!
+//! Wiring (the server does this once):
+//!
+//! ```no_run
+//! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use rosetta_postgres_adapter::*;
+//!
+//! let url = "postgres://rosetta@localhost/rosetta".to_owned();
+//! run_migrations(&url).await?;
+//! let store = PostgresStore::new(StoreSettings { url, max_size: 30, connection_timeout: Duration::from_secs(30) })?;
+//! store.check_connection().await?;
+//! let cipher = Arc::new(XChaChaSecretCipher::new("a secret key of at least 32 characters")?);
+//! let sources = PostgresSourceRepository::new(store.clone(), cipher.clone());
+//! let destinations = PostgresDestinationRepository::new(store.clone(), cipher);
+//! let pipelines = PostgresPipelineRepository::new(store.clone());
+//! # Ok(()) }
+//! ```
+//!
+//! This is the only crate that speaks SQL. Port errors never carry SQL, parameters or secrets.
+
+mod cipher;
+mod destination;
+mod error;
+mod migrations;
+mod paging;
+mod pipeline;
+mod schema;
+mod secrets;
+mod source;
+mod store;
+
+pub use cipher::{SecretKeyError, XChaChaSecretCipher};
+pub use destination::PostgresDestinationRepository;
+pub use migrations::{MigrationError, run_migrations};
+pub use pipeline::PostgresPipelineRepository;
+pub use source::PostgresSourceRepository;
+pub use store::{PostgresStore, StoreError, StoreSettings};

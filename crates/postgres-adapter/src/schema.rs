@@ -1,0 +1,84 @@
+//! The tables of `migrations/`, written by hand (diesel_cli would need libpq), and the names of
+//! the constraints whose violations the repositories translate into port errors.
+
+diesel::table! {
+    /// PostgreSQL databases to replicate from.
+    sources (id) {
+        id -> Int8,
+        name -> Text,
+        pg_host -> Text,
+        pg_port -> Int4,
+        pg_database -> Text,
+        pg_username -> Text,
+        pg_password_sealed -> Nullable<Bytea>,
+        publication_name -> Text,
+        replication_id -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Snowflake warehouses to replicate into.
+    destinations (id) {
+        id -> Int8,
+        name -> Text,
+        snowflake_account -> Nullable<Text>,
+        snowflake_user -> Nullable<Text>,
+        snowflake_database -> Nullable<Text>,
+        snowflake_schema -> Nullable<Text>,
+        snowflake_role -> Nullable<Text>,
+        snowflake_private_key_path -> Nullable<Text>,
+        snowflake_host -> Nullable<Text>,
+        snowflake_private_key_passphrase_sealed -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Source → destination pipelines with their desired status.
+    pipelines (id) {
+        id -> Int8,
+        name -> Text,
+        source_id -> Int8,
+        destination_id -> Int8,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The observed state of each pipeline (one row per pipeline).
+    pipeline_metadata (pipeline_id) {
+        pipeline_id -> Int8,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamptz>,
+        last_start_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(pipelines -> sources (source_id));
+diesel::joinable!(pipelines -> destinations (destination_id));
+diesel::joinable!(pipeline_metadata -> pipelines (pipeline_id));
+
+diesel::allow_tables_to_appear_in_same_query!(sources, destinations, pipelines, pipeline_metadata);
+
+/// Constraint names from the migrations, matched against the `constraint_name` of unique and
+/// foreign-key violations (SQLSTATE messages are not a stable interface; names are ours).
+pub(crate) mod constraints {
+    /// `UNIQUE (name)` on `sources`.
+    pub(crate) const SOURCES_NAME_KEY: &str = "sources_name_key";
+    /// `UNIQUE (name)` on `destinations`.
+    pub(crate) const DESTINATIONS_NAME_KEY: &str = "destinations_name_key";
+    /// `UNIQUE (name)` on `pipelines`.
+    pub(crate) const PIPELINES_NAME_KEY: &str = "pipelines_name_key";
+    /// `pipelines.source_id REFERENCES sources (id)`.
+    pub(crate) const PIPELINES_SOURCE_ID_FKEY: &str = "pipelines_source_id_fkey";
+    /// `pipelines.destination_id REFERENCES destinations (id)`.
+    pub(crate) const PIPELINES_DESTINATION_ID_FKEY: &str = "pipelines_destination_id_fkey";
+}

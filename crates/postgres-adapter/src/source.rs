@@ -1,0 +1,296 @@
+//! Sources: rows, their conversion to domain values, and [`PostgresSourceRepository`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel::dsl::IsNotNull;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rosetta_domain::{
+    NewSource, Page, PageRequest, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Source,
+    SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
+};
+use rosetta_ports::EntityKind;
+use rosetta_ports::outbound::{RepositoryError, SecretCipher, SourceRepository};
+
+use crate::error::{CorruptRow, Failure, StoredRow, name_conflict, not_found};
+use crate::paging::{offset_limit, total_count};
+use crate::pipeline::{Referenced, release_references};
+use crate::schema::constraints::SOURCES_NAME_KEY;
+use crate::schema::sources;
+use crate::secrets::{seal_patch, source_password_slot};
+use crate::store::PostgresStore;
+
+/// A source as read back: the sealed password only as a flag.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sources, check_for_backend(Pg))]
+pub(crate) struct SourceRow {
+    id: i64,
+    name: String,
+    pg_host: String,
+    pg_port: i32,
+    pg_database: String,
+    pg_username: String,
+    #[diesel(select_expression = sources::pg_password_sealed.is_not_null())]
+    #[diesel(select_expression_type = IsNotNull<sources::pg_password_sealed>)]
+    has_password: bool,
+    publication_name: String,
+    replication_id: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl SourceRow {
+    /// The domain source; `Unexpected` (corrupt row) if a stored value breaks an invariant.
+    pub(crate) fn into_domain(self) -> Result<Source, CorruptRow> {
+        let row = StoredRow::new("sources", self.id);
+        Ok(Source {
+            id: SourceId::new(self.id),
+            name: row.field("name", SourceName::parse(self.name))?,
+            pg_host: row.field("pg_host", PgHost::parse(self.pg_host))?,
+            pg_port: row.field("pg_port", PgPort::new(i64::from(self.pg_port)))?,
+            pg_database: row.field("pg_database", PgDatabase::parse(self.pg_database))?,
+            pg_username: row.field("pg_username", PgUsername::parse(self.pg_username))?,
+            has_password: self.has_password,
+            publication_name: row.field("publication_name", PublicationName::parse(self.publication_name))?,
+            replication_id: row.field("replication_id", ReplicationId::new(self.replication_id))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// What [`SourceRepository::connection`] reads: login settings and the sealed password.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sources, check_for_backend(Pg))]
+struct ConnectionRow {
+    id: i64,
+    pg_host: String,
+    pg_port: i32,
+    pg_database: String,
+    pg_username: String,
+    pg_password_sealed: Option<Vec<u8>>,
+}
+
+/// The columns of a new source; the sealed password is written once the id is known.
+#[derive(Insertable)]
+#[diesel(table_name = sources)]
+struct NewSourceRow<'a> {
+    name: &'a str,
+    pg_host: &'a str,
+    pg_port: i32,
+    pg_database: &'a str,
+    pg_username: &'a str,
+    publication_name: &'a str,
+    replication_id: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl<'a> NewSourceRow<'a> {
+    fn new(source: &'a NewSource, now: Timestamp) -> Self {
+        Self {
+            name: source.name.as_str(),
+            pg_host: source.pg_host.as_str(),
+            pg_port: i32::from(source.pg_port.get()),
+            pg_database: source.pg_database.as_str(),
+            pg_username: source.pg_username.as_str(),
+            publication_name: source.publication_name.as_str(),
+            replication_id: source.replication_id.get(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A partial update: `None` leaves a column alone.
+#[derive(AsChangeset)]
+#[diesel(table_name = sources)]
+struct SourceChangeset<'a> {
+    name: Option<&'a str>,
+    pg_host: Option<&'a str>,
+    pg_port: Option<i32>,
+    pg_database: Option<&'a str>,
+    pg_username: Option<&'a str>,
+    pg_password_sealed: Option<Option<Vec<u8>>>,
+    publication_name: Option<&'a str>,
+    replication_id: Option<i64>,
+    updated_at: Timestamp,
+}
+
+/// [`SourceRepository`] over the metadata database; passwords sealed with the given cipher.
+#[derive(Clone)]
+pub struct PostgresSourceRepository {
+    store: PostgresStore,
+    cipher: Arc<dyn SecretCipher>,
+}
+
+impl std::fmt::Debug for PostgresSourceRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSourceRepository").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl PostgresSourceRepository {
+    /// A repository over `store` that seals passwords with `cipher`.
+    pub fn new(store: PostgresStore, cipher: Arc<dyn SecretCipher>) -> Self {
+        Self { store, cipher }
+    }
+}
+
+#[async_trait]
+impl SourceRepository for PostgresSourceRepository {
+    async fn create(&self, new: NewSource, now: Timestamp) -> Result<Source, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let cipher = Arc::clone(&self.cipher);
+        // The password's slot is bound to the row id, known only after the insert: insert, then
+        // seal and store it, in one transaction.
+        let result = conn
+            .transaction::<_, Failure, _>(async move |conn| {
+                let row = diesel::insert_into(sources::table)
+                    .values(NewSourceRow::new(&new, now))
+                    .returning(SourceRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(|e| name_conflict(e, SOURCES_NAME_KEY, EntityKind::Source, new.name.as_str()))?;
+                let Some(password) = &new.pg_password else {
+                    return Ok(row);
+                };
+                let sealed = cipher.seal(password, source_password_slot(row.id))?;
+                Ok(diesel::update(sources::table.find(row.id))
+                    .set(sources::pg_password_sealed.eq(sealed))
+                    .returning(SourceRow::as_returning())
+                    .get_result(conn)
+                    .await?)
+            })
+            .await;
+        Ok(self.store.settle(conn, result).await?.into_domain()?)
+    }
+
+    async fn get(&self, id: SourceId) -> Result<Source, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = find(&mut conn, id.get()).await;
+        Ok(self.store.settle(conn, result).await?.into_domain()?)
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page<Source>, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let (offset, limit) = offset_limit(page);
+        let result = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run::<_, Failure, _>(async move |conn| {
+                let total = sources::table.count().get_result::<i64>(conn).await?;
+                let rows = sources::table
+                    .select(SourceRow::as_select())
+                    .order(sources::id.asc())
+                    .offset(offset)
+                    .limit(limit)
+                    .load(conn)
+                    .await?;
+                Ok((total, rows))
+            })
+            .await;
+        let (total, rows) = self.store.settle(conn, result).await?;
+        let items = rows.into_iter().map(SourceRow::into_domain).collect::<Result<_, _>>()?;
+        Ok(Page { items, total: total_count(total) })
+    }
+
+    async fn update(&self, id: SourceId, patch: SourcePatch, now: Timestamp) -> Result<Source, RepositoryError> {
+        if patch.is_empty() {
+            return self.get(id).await;
+        }
+        let id = id.get();
+        let sealed_password = seal_patch(self.cipher.as_ref(), &patch.pg_password, source_password_slot(id))
+            .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
+        let changes = SourceChangeset {
+            name: patch.name.as_ref().map(SourceName::as_str),
+            pg_host: patch.pg_host.as_ref().map(PgHost::as_str),
+            pg_port: patch.pg_port.map(|port| i32::from(port.get())),
+            pg_database: patch.pg_database.as_ref().map(PgDatabase::as_str),
+            pg_username: patch.pg_username.as_ref().map(PgUsername::as_str),
+            pg_password_sealed: sealed_password,
+            publication_name: patch.publication_name.as_ref().map(PublicationName::as_str),
+            replication_id: patch.replication_id.map(ReplicationId::get),
+            updated_at: now,
+        };
+        let mut conn = self.store.connection().await?;
+        // One statement: atomic without an explicit transaction.
+        let result = diesel::update(sources::table.find(id))
+            .set(changes)
+            .returning(SourceRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(|e| match &patch.name {
+                Some(name) => name_conflict(e, SOURCES_NAME_KEY, EntityKind::Source, name.as_str()),
+                None => e.into(),
+            })
+            .and_then(|row| row.ok_or_else(|| not_found(EntityKind::Source, id)));
+        Ok(self.store.settle(conn, result).await?.into_domain()?)
+    }
+
+    async fn delete(&self, id: SourceId, cascade: bool) -> Result<(), RepositoryError> {
+        let id = id.get();
+        let mut conn = self.store.connection().await?;
+        let result = conn
+            .transaction::<_, Failure, _>(async move |conn| {
+                // Locking the row makes a concurrent pipeline insert that references it wait
+                // for this transaction (and then fail its foreign key), so the check below
+                // cannot miss a pipeline.
+                sources::table
+                    .find(id)
+                    .select(sources::id)
+                    .for_update()
+                    .first::<i64>(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| not_found(EntityKind::Source, id))?;
+                release_references(conn, Referenced::Source(id), cascade).await?;
+                diesel::delete(sources::table.find(id)).execute(conn).await?;
+                Ok(())
+            })
+            .await;
+        self.store.settle(conn, result).await
+    }
+
+    async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = sources::table
+            .find(id.get())
+            .select(ConnectionRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(Failure::from)
+            .and_then(|row| row.ok_or_else(|| not_found(EntityKind::Source, id.get())));
+        let row = self.store.settle(conn, result).await?;
+        let pg_password = row
+            .pg_password_sealed
+            .map(|sealed| self.cipher.open(&sealed, source_password_slot(row.id)))
+            .transpose()
+            .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
+        let stored = StoredRow::new("sources", row.id);
+        Ok(SourceConnection {
+            source_id: SourceId::new(row.id),
+            pg_host: stored.field("pg_host", PgHost::parse(row.pg_host))?,
+            pg_port: stored.field("pg_port", PgPort::new(i64::from(row.pg_port)))?,
+            pg_database: stored.field("pg_database", PgDatabase::parse(row.pg_database))?,
+            pg_username: stored.field("pg_username", PgUsername::parse(row.pg_username))?,
+            pg_password,
+        })
+    }
+}
+
+/// Reads one source row. Errors: `NotFound`.
+async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<SourceRow, Failure> {
+    sources::table
+        .find(id)
+        .select(SourceRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| not_found(EntityKind::Source, id))
+}

@@ -1,0 +1,249 @@
+//! The connection pool every repository shares, and the translation of pool and connection
+//! failures into [`RepositoryError::Unavailable`].
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool::Runtime;
+use deadpool::managed::{PoolError, Timeouts};
+use diesel::IntoSql;
+use diesel::sql_types::Integer;
+use diesel_async::AsyncPgConnection;
+use diesel_async::RunQueryDsl;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use rosetta_ports::outbound::{MetadataHealth, RepositoryError};
+
+use crate::error::{Failure, is_connection_loss, may_be_outage};
+
+/// A connection borrowed from the pool for one repository call.
+///
+/// [`PostgresStore::settle`] gives it back to the pool. A lease dropped before that (the caller
+/// stopped awaiting, e.g. a cancelled HTTP request) closes the connection instead: it may be
+/// inside a transaction holding row locks, and returned to the pool it would keep them while
+/// idle, blocking every writer of those rows. Closing it makes the server roll back at once.
+pub(crate) struct Lease {
+    /// `Some` until the lease is settled or dropped.
+    conn: Option<Object<AsyncPgConnection>>,
+}
+
+impl Deref for Lease {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a lease is emptied only when it is consumed"),
+        }
+    }
+}
+
+impl DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a lease is emptied only when it is consumed"),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Detached from the pool, the connection closes when dropped here.
+            drop(Object::take(conn));
+        }
+    }
+}
+
+/// How to reach the metadata database.
+#[derive(Clone)]
+pub struct StoreSettings {
+    /// `postgres://user:password@host:port/database` (may carry a password: never logged).
+    pub url: String,
+    /// The most connections the pool opens (`DB_POOL_SIZE + DB_MAX_OVERFLOW`); at least 1.
+    pub max_size: usize,
+    /// How long one request may wait for a connection, including opening a new one
+    /// (`DB_POOL_TIMEOUT`); then it fails as unavailable. Must not be zero.
+    pub connection_timeout: Duration,
+}
+
+impl fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL is left out: it may hold the database password.
+        f.debug_struct("StoreSettings")
+            .field("max_size", &self.max_size)
+            .field("connection_timeout", &self.connection_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`PostgresStore`] could not be built. Reported at start-up; never contains the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is not a PostgreSQL connection string.
+    #[error("the database URL is not a valid PostgreSQL connection URL")]
+    InvalidUrl(#[source] tokio_postgres::Error),
+    /// `max_size` is zero: every request would wait for a connection that never comes.
+    #[error("the connection pool size must be at least 1")]
+    ZeroPoolSize,
+    /// `connection_timeout` is zero: every request would time out at once.
+    #[error("the connection timeout must be greater than zero")]
+    ZeroTimeout,
+    /// The pool rejected its configuration.
+    #[error("the connection pool cannot be built")]
+    Pool(#[source] deadpool::managed::BuildError),
+}
+
+/// The metadata database: a deadpool of diesel-async connections shared by the repositories.
+/// Cheap to clone (clones share the pool).
+///
+/// Connections are opened on demand, so a store can be built while the database is down; each
+/// one is checked with `SELECT 1` before reuse, so connections broken by a database restart are
+/// replaced instead of failing requests.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool<AsyncPgConnection>,
+    connection_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("max_size", &status.max_size)
+            .field("size", &status.size)
+            .field("available", &status.available)
+            .field("connection_timeout", &self.connection_timeout)
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Builds the pool without connecting, so the server can start while the database is
+    /// still down (see [`PostgresStore::check_connection`]). Using the store needs a tokio
+    /// runtime; building it does not.
+    pub fn new(settings: StoreSettings) -> Result<Self, StoreError> {
+        let StoreSettings { url, max_size, connection_timeout } = settings;
+        url.parse::<tokio_postgres::Config>().map_err(StoreError::InvalidUrl)?;
+        if max_size == 0 {
+            return Err(StoreError::ZeroPoolSize);
+        }
+        if connection_timeout.is_zero() {
+            return Err(StoreError::ZeroTimeout);
+        }
+        let mut config = ManagerConfig::default();
+        // Verified (the default, spelled out because recovery depends on it): a pooled
+        // connection answers `SELECT 1` before it is handed out, so after a database restart
+        // dead connections are dropped and new ones opened.
+        config.recycling_method = RecyclingMethod::Verified;
+        // A healthy connection answers that check in milliseconds; one that hangs is given up
+        // early enough to open a new connection within the same request.
+        let recycle_timeout = connection_timeout / 4;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(connection_timeout),
+                create: Some(connection_timeout),
+                recycle: Some(recycle_timeout),
+            })
+            .build()
+            .map_err(StoreError::Pool)?;
+        Ok(Self { pool, connection_timeout })
+    }
+
+    /// Checks that the database answers a trivial query; for start-up and readiness.
+    /// Errors: `Unavailable` when it cannot, within the connection timeout for getting a
+    /// connection and again for the answer.
+    pub async fn check_connection(&self) -> Result<(), RepositoryError> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.connection_timeout, select_one(&mut conn)).await {
+            Ok(result) => self.settle(conn, result.map_err(Failure::from)).await,
+            // The lease is dropped unsettled: the hung connection is closed, not pooled.
+            Err(elapsed) => Err(RepositoryError::Unavailable(Box::new(elapsed))),
+        }
+    }
+
+    /// Closes the pool for shutdown: idle connections are closed now, busy ones when they are
+    /// returned, and later requests fail as unavailable.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// A connection from the pool, within the connection timeout.
+    ///
+    /// deadpool applies its timeouts per step (wait for a slot, open, check a pooled one) and
+    /// may check several pooled connections in a row, so the whole acquisition is bounded too:
+    /// against a database that accepts connections but never answers, every step would
+    /// otherwise use up its own timeout.
+    pub(crate) async fn connection(&self) -> Result<Lease, RepositoryError> {
+        match tokio::time::timeout(self.connection_timeout, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(Lease { conn: Some(conn) }),
+            Ok(Err(err)) => Err(pool_error(err)),
+            Err(elapsed) => Err(RepositoryError::Unavailable(Box::new(elapsed))),
+        }
+    }
+
+    /// Turns the outcome of work done on `lease` into the repository result, and gives the
+    /// connection back to the pool.
+    ///
+    /// A server-side error without a constraint the caller recognised is either a bug or an
+    /// outage; diesel does not expose SQLSTATEs such as `57P01 admin_shutdown`, so the
+    /// connection is asked: if it can no longer answer `SELECT 1` in time, the store is
+    /// unavailable.
+    pub(crate) async fn settle<T>(&self, mut lease: Lease, result: Result<T, Failure>) -> Result<T, RepositoryError> {
+        let outcome = self.classify(&mut lease, result).await;
+        // Back to the pool, which checks it again before handing it out.
+        drop(lease.conn.take());
+        outcome
+    }
+
+    /// The repository result for `result`, asking `conn` whether it still answers when the
+    /// error could be an outage.
+    async fn classify<T>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        result: Result<T, Failure>,
+    ) -> Result<T, RepositoryError> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(Failure::Repository(err)) => Err(err),
+            Err(Failure::Database(err)) if is_connection_loss(&err) => Err(RepositoryError::Unavailable(Box::new(err))),
+            Err(Failure::Database(err)) if may_be_outage(&err) => {
+                let alive = matches!(tokio::time::timeout(self.connection_timeout, select_one(conn)).await, Ok(Ok(())));
+                if alive {
+                    Err(RepositoryError::Unexpected(Box::new(err)))
+                } else {
+                    Err(RepositoryError::Unavailable(Box::new(err)))
+                }
+            }
+            Err(Failure::Database(err)) => Err(RepositoryError::Unexpected(Box::new(err))),
+        }
+    }
+}
+
+#[async_trait]
+impl MetadataHealth for PostgresStore {
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        self.check_connection().await
+    }
+}
+
+/// `SELECT 1`.
+async fn select_one(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    diesel::select(1.into_sql::<Integer>()).get_result::<i32>(conn).await.map(drop)
+}
+
+/// Every pool failure means no usable connection now; only a misconfigured pool is a bug.
+fn pool_error(err: PoolError<diesel_async::pooled_connection::PoolError>) -> RepositoryError {
+    match err {
+        PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::Closed => {
+            RepositoryError::Unavailable(Box::new(err))
+        }
+        PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => RepositoryError::Unexpected(Box::new(err)),
+    }
+}
