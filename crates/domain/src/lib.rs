@@ -37,3 +37,17 @@ pub use text::ShortText;
 
 /// A point in time, always UTC. Adapters store it with microsecond precision.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn deserialising_enforces_the_invariants() {
+        assert_eq!(serde_json::from_str::<SourceName>("\"Orders\"").unwrap().as_str(), "orders");
+        assert!(serde_json::from_str::<SourceName>("\"has space\"").is_err());
+        assert!(serde_json::from_str::<PgPort>("0").is_err());
+        assert_eq!(serde_json::from_str::<PipelineStatus>("\"PAUSE\"").unwrap(), PipelineStatus::Pause);
+        assert_eq!(serde_json::to_string(&PgPort::DEFAULT).unwrap(), "5432");
+    }
+}

@@ -1,0 +1,198 @@
+//! Assembling the actix `App`: routes (registered once for both serving and the OpenAPI
+//! document), shared state, middleware, the docs UI and the 404/405 fallback.
+
+use std::io;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing_actix_web::TracingLogger;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::body::BodyLimit;
+use crate::error::ApiError;
+use crate::handlers::meta::{self, OpenApiJson};
+use crate::handlers::{destinations, pipelines, sources};
+use crate::health;
+use crate::middleware::{ApiKeys, ClientLimiter, Guard, RootSpan, guard, request_context};
+use crate::{ApiServices, HttpSettings, openapi};
+
+/// The version the service reports (health, OpenAPI).
+#[derive(Debug, Clone)]
+pub(crate) struct Version(pub String);
+
+/// The readiness route, relative to the API prefix; open without key or quota.
+const READINESS_PATH: &str = "/health";
+
+/// Everything the app needs, built once and shared by every worker.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    services: ApiServices,
+    prefix: String,
+    version: web::Data<Version>,
+    body_limit: usize,
+    guard: web::Data<Guard>,
+    openapi: web::Data<OpenApiJson>,
+    routes: web::Data<RouteTable>,
+    metrics: web::Data<PrometheusHandle>,
+}
+
+impl AppState {
+    /// Checks the settings and builds the shared state, including the OpenAPI document.
+    pub(crate) fn new(services: ApiServices, settings: &HttpSettings, metrics: PrometheusHandle) -> io::Result<Self> {
+        let prefix = settings.api_prefix.as_str();
+        if !prefix.starts_with('/') || prefix.ends_with('/') {
+            return Err(invalid_input(format!(
+                "the API prefix must start with '/' and not end with '/' (got {prefix:?})"
+            )));
+        }
+        let limiter = match settings.rate_limit {
+            None => None,
+            Some(limit) => Some(
+                ClientLimiter::new(limit)
+                    .ok_or_else(|| invalid_input("the rate limit needs a positive rate and burst".to_owned()))?,
+            ),
+        };
+        let keys = (!settings.api_keys.is_empty()).then(|| ApiKeys::new(&settings.api_keys));
+
+        let mut document = openapi::openapi_document(prefix);
+        document.info.version.clone_from(&settings.version);
+        let json = serde_json::to_vec(&document).map_err(io::Error::other)?;
+
+        Ok(Self {
+            services,
+            prefix: prefix.to_owned(),
+            version: web::Data::new(Version(settings.version.clone())),
+            body_limit: settings.body_limit_bytes,
+            guard: web::Data::new(Guard { open_path: READINESS_PATH, keys, limiter }),
+            openapi: web::Data::new(OpenApiJson(Bytes::from(json))),
+            routes: web::Data::new(RouteTable::new(&document)),
+            metrics: web::Data::new(metrics),
+        })
+    }
+}
+
+fn invalid_input(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+/// Registers every documented route. Used to serve and, with an empty app, to build the
+/// OpenAPI document, so the two cannot drift apart.
+pub(crate) fn register<T>(app: UtoipaApp<T>, prefix: &str) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = Error, InitError = ()>,
+{
+    app.service(health::liveness).service(meta::openapi_json).service(meta::metrics).service(
+        scope::scope(prefix)
+            .wrap(from_fn(guard))
+            .service(health::readiness)
+            .service(sources::create_source)
+            .service(sources::list_sources)
+            .service(sources::get_source)
+            .service(sources::put_source)
+            .service(sources::patch_source)
+            .service(sources::delete_source)
+            .service(destinations::create_destination)
+            .service(destinations::list_destinations)
+            .service(destinations::get_destination)
+            .service(destinations::put_destination)
+            .service(destinations::patch_destination)
+            .service(destinations::delete_destination)
+            .service(pipelines::create_pipeline)
+            .service(pipelines::list_pipelines)
+            .service(pipelines::get_pipeline)
+            .service(pipelines::put_pipeline)
+            .service(pipelines::patch_pipeline)
+            .service(pipelines::delete_pipeline)
+            .service(pipelines::start_pipeline)
+            .service(pipelines::pause_pipeline)
+            .service(pipelines::refresh_pipeline),
+    )
+}
+
+/// The complete app of one worker.
+pub(crate) fn build_app(
+    state: &AppState,
+) -> App<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<BoxBody>, Error = Error, InitError = ()>
+    + use<>,
+> {
+    let services = &state.services;
+    register(App::new().into_utoipa_app(), &state.prefix)
+        .into_app()
+        .app_data(web::Data::from(services.sources.clone()))
+        .app_data(web::Data::from(services.destinations.clone()))
+        .app_data(web::Data::from(services.pipelines.clone()))
+        .app_data(web::Data::from(services.health.clone()))
+        .app_data(BodyLimit(state.body_limit))
+        .app_data(state.version.clone())
+        .app_data(state.guard.clone())
+        .app_data(state.openapi.clone())
+        .app_data(state.routes.clone())
+        .app_data(state.metrics.clone())
+        // The UI's own files, served from the binary (no CDN); it loads our /openapi.json.
+        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+        .default_service(web::to(fallback))
+        .wrap(TracingLogger::<RootSpan>::new())
+        .wrap(from_fn(request_context))
+}
+
+/// `/docs` → `/docs/`: the UI loads its files relative to its own URL.
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+}
+
+/// No route matched: 405 with `Allow` when the path exists with other methods, else 404.
+async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> HttpResponse {
+    // The path as the router saw it (percent-decoded the same way).
+    let error = match routes.allowed(req.match_info().as_str()) {
+        Some(allow) => ApiError::method_not_allowed(allow),
+        None => ApiError::route_not_found(),
+    };
+    error.error_response()
+}
+
+/// Every documented path with its methods, to tell a 405 from a 404.
+#[derive(Debug)]
+pub(crate) struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
+
+impl RouteTable {
+    fn new(document: &OpenApi) -> Self {
+        let routes = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                ];
+                let methods = methods.into_iter().filter_map(|(method, present)| present.then_some(method)).collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(routes)
+    }
+
+    /// The methods served at `path`, as an `Allow` value, if the path is a route at all.
+    fn allowed(&self, path: &str) -> Option<String> {
+        let methods: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|(resource, _)| resource.is_match(path))
+            .flat_map(|(_, methods)| methods.iter().map(Method::as_str))
+            .collect();
+        (!methods.is_empty()).then(|| methods.join(", "))
+    }
+}

@@ -1,0 +1,339 @@
+//! The one error body of the API and the mapping of every failure onto it.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use rosetta_ports::inbound::ServiceError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds a client should wait before retrying a 503.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
+
+/// The body of every error response: `{"error", "message", "details"}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"error": "NotFound", "message": "Source with id '999' not found",
+    "details": {"entity_type": "Source", "entity_id": "999"}}))]
+pub(crate) struct ErrorBody {
+    /// A stable machine-readable category: `ValidationError`, `NotFound`, `Conflict`, `Unauthorized`,
+    /// `RateLimited`, `Unavailable`, `InternalError`, `MethodNotAllowed`, `PayloadTooLarge`,
+    /// `UnsupportedMediaType`, `BadRequest`.
+    pub error: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Structured details; their shape depends on `error`.
+    pub details: ErrorDetails,
+}
+
+/// The `details` of an error body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum ErrorDetails {
+    /// `ValidationError`: one entry per problem, all problems at once.
+    Validation(Vec<FieldError>),
+    /// `NotFound` for an entity.
+    NotFound {
+        /// `Source`, `Destination` or `Pipeline`.
+        entity_type: &'static str,
+        /// The id that was looked for.
+        entity_id: String,
+    },
+    /// `Conflict` on a unique field.
+    Duplicate {
+        /// The kind of entity written.
+        entity_type: &'static str,
+        /// The unique field.
+        field: &'static str,
+        /// The clashing value.
+        value: String,
+    },
+    /// `Conflict`: the entity is still used by pipelines.
+    InUse {
+        /// The kind of entity to delete.
+        entity_type: &'static str,
+        /// Its id.
+        entity_id: String,
+        /// The pipelines that use it.
+        pipelines: Vec<PipelineRef>,
+    },
+    /// `RateLimited`.
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_seconds: u64,
+    },
+    /// Every other error.
+    Empty {},
+}
+
+/// A pipeline named by a refused delete.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct PipelineRef {
+    /// Pipeline id.
+    pub id: i64,
+    /// Pipeline name.
+    pub name: String,
+}
+
+/// One validation problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"loc": ["body", "pg_port"], "msg": "must be at most 65535", "type": "less_than_equal"}))]
+pub(crate) struct FieldError {
+    /// Where the problem is: `["body"]`, `["body", field]`, `["query", name]` or `["path", name]`.
+    pub loc: Vec<String>,
+    /// What is wrong. Never repeats the rejected input.
+    pub msg: String,
+    /// A stable machine-readable code (`missing`, `extra_forbidden`, `int_type`, `string_too_long`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    /// A problem at `loc`.
+    pub(crate) fn new(loc: &[&str], kind: impl Into<String>, msg: impl Into<String>) -> Self {
+        Self { loc: loc.iter().map(|part| (*part).to_owned()).collect(), msg: msg.into(), kind: kind.into() }
+    }
+}
+
+/// An error response: a status, the error body and the headers that go with it.
+///
+/// It never holds the cause of a 5xx: that is logged once where the error is mapped, and the
+/// body stays generic.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
+    /// `Allow`, for 405.
+    allow: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, message: impl Into<String>, details: ErrorDetails) -> Self {
+        Self { status, body: ErrorBody { error, message: message.into(), details }, retry_after: None, allow: None }
+    }
+
+    /// 422 listing every problem.
+    pub(crate) fn validation(problems: Vec<FieldError>) -> Self {
+        let message = match problems.len() {
+            1 => "Request validation failed: 1 problem".to_owned(),
+            n => format!("Request validation failed: {n} problems"),
+        };
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", message, ErrorDetails::Validation(problems))
+    }
+
+    /// 404 for a path no route serves.
+    pub(crate) fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", "No route matches this path", ErrorDetails::Empty {})
+    }
+
+    /// 405 for a known path asked with another method; `allow` lists the methods it serves.
+    pub(crate) fn method_not_allowed(allow: String) -> Self {
+        let message = format!("Method not allowed on this route; allowed: {allow}");
+        let mut error = Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message, ErrorDetails::Empty {});
+        error.allow = Some(allow);
+        error
+    }
+
+    /// 413.
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("Request body exceeds the limit of {limit} bytes"),
+            ErrorDetails::Empty {},
+        )
+    }
+
+    /// 415.
+    pub(crate) fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "Content-Type must be application/json",
+            ErrorDetails::Empty {},
+        )
+    }
+
+    /// 400 for a body that could not be received (a broken upload).
+    pub(crate) fn unreadable_body() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", "The request body could not be read", ErrorDetails::Empty {})
+    }
+
+    /// 401.
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Missing or invalid API key", ErrorDetails::Empty {})
+    }
+
+    /// 429 with the seconds to wait.
+    pub(crate) fn rate_limited(retry_after_seconds: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RateLimited",
+            format!("Rate limit exceeded; retry in {retry_after_seconds} s"),
+            ErrorDetails::RateLimited { retry_after_seconds },
+        );
+        error.retry_after = Some(retry_after_seconds);
+        error
+    }
+
+    /// 500 with the generic body. The caller logs the cause.
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "An internal error occurred",
+            ErrorDetails::Empty {},
+        )
+    }
+
+    /// 503 with the generic body and `Retry-After`. The caller logs the cause.
+    fn unavailable() -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The service is temporarily unavailable; retry later",
+            ErrorDetails::Empty {},
+        );
+        error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// The error body for a response some other layer produced with `status` and no JSON body
+    /// (a framework error, an unknown static file), so that every error looks the same.
+    pub(crate) fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::route_not_found(),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::payload_too_large_unknown(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
+            StatusCode::UNAUTHORIZED => Self::unauthorized(),
+            StatusCode::SERVICE_UNAVAILABLE => Self::unavailable(),
+            status if status.is_server_error() => Self::internal(),
+            status => {
+                let error = if status == StatusCode::METHOD_NOT_ALLOWED { "MethodNotAllowed" } else { "BadRequest" };
+                Self::new(status, error, status.canonical_reason().unwrap_or("Bad request"), ErrorDetails::Empty {})
+            }
+        }
+    }
+
+    fn payload_too_large_unknown() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "Request is too large", ErrorDetails::Empty {})
+    }
+
+    /// The body.
+    #[cfg(test)]
+    pub(crate) fn body(&self) -> &ErrorBody {
+        &self.body
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.body.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        if let Some(allow) = self.allow.as_deref().and_then(|allow| HeaderValue::from_str(allow).ok()) {
+            response.insert_header((header::ALLOW, allow));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(&self.body)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::NotFound { entity, id } => Self::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{entity} with id '{id}' not found"),
+                ErrorDetails::NotFound { entity_type: entity.as_str(), entity_id: id.to_string() },
+            ),
+            ServiceError::Conflict { entity, field, value } => Self::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("{entity} with {field} '{value}' already exists"),
+                ErrorDetails::Duplicate { entity_type: entity.as_str(), field, value },
+            ),
+            ServiceError::InUse { entity, id, pipelines } => Self::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("{entity} with id '{id}' is still used by {} pipeline(s)", pipelines.len()),
+                ErrorDetails::InUse {
+                    entity_type: entity.as_str(),
+                    entity_id: id.to_string(),
+                    pipelines: pipelines
+                        .into_iter()
+                        .map(|p| PipelineRef { id: p.id.get(), name: p.name.into_inner() })
+                        .collect(),
+                },
+            ),
+            ServiceError::InvalidReference { field, entity, id } => Self::validation(vec![FieldError::new(
+                &["body", field],
+                "invalid_reference",
+                format!("{entity} with id '{id}' does not exist"),
+            )]),
+            ServiceError::Unavailable(cause) => {
+                tracing::error!(error = %cause_chain(cause.as_ref()), "a dependency is unavailable");
+                Self::unavailable()
+            }
+            ServiceError::Internal(cause) => {
+                tracing::error!(error = %cause_chain(cause.as_ref()), "internal error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// `outer: inner: innermost`: the whole chain of causes on one line.
+fn cause_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner;
+
+    #[test]
+    fn the_cause_chain_is_joined() {
+        assert_eq!(cause_chain(&Outer(Inner)), "outer: inner");
+    }
+
+    #[test]
+    fn framework_statuses_get_the_error_body() {
+        assert_eq!(ApiError::for_status(StatusCode::BAD_GATEWAY).body().error, "InternalError");
+        assert_eq!(ApiError::for_status(StatusCode::NOT_FOUND).body().error, "NotFound");
+        assert_eq!(ApiError::for_status(StatusCode::URI_TOO_LONG).status_code(), StatusCode::URI_TOO_LONG);
+    }
+}

@@ -1,0 +1,139 @@
+//! Rosetta's HTTP API (actix-web).
+//!
+//! Handlers parse their input strictly, call one inbound port ([`rosetta_ports::inbound`]) and
+//! map the result; every failure answers with the one error body
+//! `{"error", "message", "details"}`. Around them: request ids, an access log line per request,
+//! request metrics, API-key authentication and an optional per-client rate limit on the versioned
+//! routes, the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/` (served from the
+//! binary).
+//!
+//! The binary calls [`serve`] with the services, the settings and the Prometheus handle of the
+//! recorder it installed, and stops the returned server itself (signals are not handled here).
+
+mod app;
+mod body;
+mod dto;
+mod error;
+mod handlers;
+mod health;
+mod middleware;
+mod openapi;
+mod params;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use metrics_exporter_prometheus::PrometheusHandle;
+use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
+
+pub use openapi::openapi_document;
+
+/// The body limit when none is configured: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The use cases the API calls.
+#[derive(Clone)]
+pub struct ApiServices {
+    /// Sources.
+    pub sources: Arc<dyn SourceService>,
+    /// Destinations.
+    pub destinations: Arc<dyn DestinationService>,
+    /// Pipelines and their lifecycle.
+    pub pipelines: Arc<dyn PipelineService>,
+    /// Readiness.
+    pub health: Arc<dyn HealthService>,
+}
+
+impl fmt::Debug for ApiServices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiServices").finish_non_exhaustive()
+    }
+}
+
+/// A per-client (peer IP) request rate limit on the versioned routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second a client is granted in the long run (> 0).
+    pub per_second: u32,
+    /// Requests a client may send at once before it must slow down (> 0).
+    pub burst: u32,
+}
+
+/// How the API is served.
+#[derive(Clone)]
+pub struct HttpSettings {
+    /// Where the versioned routes live, e.g. `/api/v1`: starts with `/`, no trailing `/`.
+    pub api_prefix: String,
+    /// Accepted API keys; empty turns authentication off.
+    pub api_keys: Vec<String>,
+    /// The largest request body accepted, in bytes (the default is [`DEFAULT_BODY_LIMIT`]).
+    pub body_limit_bytes: usize,
+    /// The per-client rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
+    /// Worker threads; 0 lets actix choose (one per physical core).
+    pub workers: usize,
+    /// How long a graceful stop waits for in-flight requests (whole seconds, rounded up).
+    pub shutdown_timeout: Duration,
+    /// The version reported by health and the OpenAPI document.
+    pub version: String,
+}
+
+impl fmt::Debug for HttpSettings {
+    /// Keys are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("api_prefix", &self.api_prefix)
+            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("rate_limit", &self.rate_limit)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Starts serving on `listener`. Call inside a Tokio runtime; await the returned [`Server`] and
+/// stop it through its handle (`stop(true)` for a graceful stop): OS signals are left to the
+/// caller.
+///
+/// `metrics` renders `/metrics`; the request metrics (`http_requests_total{method,route,status}`,
+/// `http_request_duration_seconds{method,route}`) go to the globally installed recorder.
+///
+/// # Errors
+///
+/// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, or a rate limit
+/// with a zero rate or burst; any error of listening on `listener`.
+pub fn serve(
+    listener: TcpListener,
+    services: ApiServices,
+    settings: HttpSettings,
+    metrics: PrometheusHandle,
+) -> std::io::Result<Server> {
+    let state = app::AppState::new(services, &settings, metrics)?;
+    describe_metrics();
+    let timeout = settings.shutdown_timeout;
+    let shutdown_seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    let mut server =
+        HttpServer::new(move || app::build_app(&state)).disable_signals().shutdown_timeout(shutdown_seconds);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!("http_requests_total", "HTTP requests by method, route pattern and status.");
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request duration by method and route pattern."
+    );
+}

@@ -1,0 +1,497 @@
+//! Configuration: struct defaults → `config/default.toml` → `config/<profile>.toml` → `.env` →
+//! environment variables (later wins). Keys are the environment variable names of the service
+//! Rosetta replaces (`DATABASE_URL`, `DB_POOL_SIZE`, …), lower-cased in the TOML files.
+//! Invalid values stop start-up with a message naming the setting.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Which defaults and safety checks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Local development: listens on 127.0.0.1, text logs, API keys optional.
+    Development,
+    /// Production: listens on 0.0.0.0, JSON logs, refuses to start without API keys.
+    Production,
+}
+
+impl Profile {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// The raw settings as layered by figment, before validation. Field names are the lower-cased
+/// environment variable names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct RawSettings {
+    app_env: Profile,
+    #[serde(deserialize_with = "lenient_string")]
+    database_url: Option<String>,
+    db_pool_size: u32,
+    db_max_overflow: u32,
+    db_pool_timeout: f64,
+    #[serde(deserialize_with = "lenient_string")]
+    host: Option<String>,
+    port: u16,
+    api_v1_prefix: String,
+    #[serde(deserialize_with = "lenient_string")]
+    api_keys: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    api_key: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    secret_key: Option<String>,
+    log_level: String,
+    log_format: Option<LogFormat>,
+    auto_migrate: bool,
+    body_limit_bytes: usize,
+    rate_limit_per_second: u32,
+    rate_limit_burst: u32,
+    workers: Option<usize>,
+    shutdown_timeout_seconds: u64,
+    readiness_timeout_seconds: f64,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            app_env: Profile::Development,
+            database_url: None,
+            db_pool_size: 20,
+            db_max_overflow: 10,
+            db_pool_timeout: 30.0,
+            host: None,
+            port: 8000,
+            api_v1_prefix: "/api/v1".into(),
+            api_keys: None,
+            api_key: None,
+            secret_key: None,
+            log_level: "info".into(),
+            log_format: None,
+            auto_migrate: true,
+            body_limit_bytes: 64 * 1024,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+            workers: None,
+            shutdown_timeout_seconds: 30,
+            readiness_timeout_seconds: 2.0,
+        }
+    }
+}
+
+/// Environment values are parsed by figment (`12345` becomes a number); a key or password made of
+/// digits must still be accepted as text.
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Text(String),
+        Integer(i128),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(Option::<Lenient>::deserialize(deserializer)?.map(|value| match value {
+        Lenient::Text(text) => text,
+        Lenient::Integer(n) => n.to_string(),
+        Lenient::Float(n) => n.to_string(),
+        Lenient::Bool(b) => b.to_string(),
+    }))
+}
+
+/// A configuration error, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable name of the setting.
+    pub setting: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn invalid(setting: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.to_owned(), problem: problem.into() }
+}
+
+/// The key from which secrets' encryption key is derived. `Debug` does not show it.
+#[derive(Clone)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// The key material.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+/// The metadata database connection and pool.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `postgres://…` URL (may contain a password: never log it).
+    pub url: String,
+    /// Most connections open at once (`DB_POOL_SIZE + DB_MAX_OVERFLOW`).
+    pub max_connections: usize,
+    /// How long a request waits for a connection before the service answers 503.
+    pub pool_timeout: Duration,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &"***")
+            .field("max_connections", &self.max_connections)
+            .field("pool_timeout", &self.pool_timeout)
+            .finish()
+    }
+}
+
+/// The HTTP listener and API behaviour.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Prefix of the versioned routes.
+    pub api_prefix: String,
+    /// Accepted API keys; empty means authentication is off.
+    pub api_keys: Vec<String>,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Requests per second and burst per client IP; `None` = no limit.
+    pub rate_limit: Option<(u32, u32)>,
+    /// Worker threads.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("api_prefix", &self.api_prefix)
+            .field("api_keys", &format_args!("{} key(s)", self.api_keys.len()))
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("rate_limit", &self.rate_limit)
+            .field("workers", &self.workers)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive such as `info` or `rosetta=debug,info`.
+    pub level: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+/// The validated configuration of one server process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Profile in force.
+    pub profile: Profile,
+    /// Metadata database.
+    pub database: DatabaseConfig,
+    /// HTTP.
+    pub http: HttpConfig,
+    /// Secret-encryption key material.
+    pub secret_key: SecretKey,
+    /// Logging.
+    pub log: LogConfig,
+    /// Whether `serve` migrates the database first.
+    pub auto_migrate: bool,
+    /// Bound on the readiness database check.
+    pub readiness_timeout: Duration,
+}
+
+impl Config {
+    /// Loads the configuration from `config_dir` (`default.toml`, `<APP_ENV>.toml`), `.env` in
+    /// the working directory and the process environment.
+    pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        // `.env` sits between the files and the environment: it never overrides a variable
+        // that is already set.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(error) if error.not_found() => {}
+            Err(error) => return Err(invalid(".env", error.to_string())),
+        }
+        Self::from_figment(Self::figment(config_dir))
+    }
+
+    fn figment(config_dir: &Path) -> Figment {
+        let base = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(config_dir.join("default.toml")))
+            .merge(Env::raw().only(&["app_env"]));
+        let profile: Profile = base.extract_inner("app_env").unwrap_or(Profile::Development);
+        let keys: Vec<&str> = KEYS.to_vec();
+        Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(config_dir.join("default.toml")))
+            .merge(Toml::file(config_dir.join(format!("{}.toml", profile.as_str()))))
+            .merge(Env::raw().only(&keys))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawSettings = figment.extract().map_err(|error| {
+            let setting = error.path.last().map(|key| key.to_uppercase()).unwrap_or_else(|| "configuration".into());
+            invalid(&setting, error.kind.to_string())
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let url = raw
+            .database_url
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user:password@host:port/database)"))?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("DATABASE_URL", "must start with postgres:// or postgresql://"));
+        }
+        if raw.db_pool_size == 0 {
+            return Err(invalid("DB_POOL_SIZE", "must be at least 1"));
+        }
+        if !(raw.db_pool_timeout.is_finite() && raw.db_pool_timeout > 0.0 && raw.db_pool_timeout <= 3600.0) {
+            return Err(invalid("DB_POOL_TIMEOUT", "must be a number of seconds in (0, 3600]"));
+        }
+        if !(raw.readiness_timeout_seconds.is_finite()
+            && raw.readiness_timeout_seconds > 0.0
+            && raw.readiness_timeout_seconds <= 60.0)
+        {
+            return Err(invalid("READINESS_TIMEOUT_SECONDS", "must be a number of seconds in (0, 60]"));
+        }
+        let secret_key = raw.secret_key.ok_or_else(|| {
+            invalid("SECRET_KEY", "is required: at least 32 characters, used to encrypt stored secrets")
+        })?;
+        if secret_key.chars().count() < 32 {
+            return Err(invalid("SECRET_KEY", "must be at least 32 characters"));
+        }
+        let api_keys = parse_api_keys(raw.api_keys.as_deref(), raw.api_key.as_deref())?;
+        if raw.app_env == Profile::Production && api_keys.is_empty() {
+            return Err(invalid("API_KEYS", "must be set in production (comma-separated keys)"));
+        }
+        let prefix = raw.api_v1_prefix.trim_end_matches('/').to_owned();
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains(['?', '#', ' ']) {
+            return Err(invalid("API_V1_PREFIX", "must be a path such as /api/v1"));
+        }
+        if raw.body_limit_bytes < 1024 {
+            return Err(invalid("BODY_LIMIT_BYTES", "must be at least 1024"));
+        }
+        let rate_limit = match (raw.rate_limit_per_second, raw.rate_limit_burst) {
+            (0, _) => None,
+            (per_second, 0) => Some((per_second, per_second)),
+            (per_second, burst) => Some((per_second, burst)),
+        };
+        if raw.workers == Some(0) {
+            return Err(invalid("WORKERS", "must be at least 1"));
+        }
+        let level = raw.log_level.trim().to_owned();
+        if level.is_empty() {
+            return Err(invalid("LOG_LEVEL", "must not be empty"));
+        }
+        let (default_host, default_format) = match raw.app_env {
+            Profile::Development => ("127.0.0.1", LogFormat::Text),
+            Profile::Production => ("0.0.0.0", LogFormat::Json),
+        };
+        Ok(Self {
+            profile: raw.app_env,
+            database: DatabaseConfig {
+                url,
+                max_connections: raw.db_pool_size as usize + raw.db_max_overflow as usize,
+                pool_timeout: Duration::from_secs_f64(raw.db_pool_timeout),
+            },
+            http: HttpConfig {
+                host: raw.host.filter(|h| !h.trim().is_empty()).unwrap_or_else(|| default_host.into()),
+                port: raw.port,
+                api_prefix: prefix,
+                api_keys,
+                body_limit_bytes: raw.body_limit_bytes,
+                rate_limit,
+                workers: raw.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
+            },
+            secret_key: SecretKey(secret_key),
+            log: LogConfig { level, format: raw.log_format.unwrap_or(default_format) },
+            auto_migrate: raw.auto_migrate,
+            readiness_timeout: Duration::from_secs_f64(raw.readiness_timeout_seconds),
+        })
+    }
+}
+
+/// Every setting read from the environment (lower-cased, as figment sees them).
+const KEYS: &[&str] = &[
+    "app_env",
+    "database_url",
+    "db_pool_size",
+    "db_max_overflow",
+    "db_pool_timeout",
+    "host",
+    "port",
+    "api_v1_prefix",
+    "api_keys",
+    "api_key",
+    "secret_key",
+    "log_level",
+    "log_format",
+    "auto_migrate",
+    "body_limit_bytes",
+    "rate_limit_per_second",
+    "rate_limit_burst",
+    "workers",
+    "shutdown_timeout_seconds",
+    "readiness_timeout_seconds",
+];
+
+fn parse_api_keys(keys: Option<&str>, key: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let mut parsed = Vec::new();
+    for (setting, value) in [("API_KEYS", keys), ("API_KEY", key)] {
+        for candidate in value.unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if candidate.len() < 16 {
+                return Err(invalid(setting, "every key must be at least 16 characters"));
+            }
+            if !candidate.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(invalid(setting, "keys may contain only visible ASCII characters"));
+            }
+            if !parsed.iter().any(|k| k == candidate) {
+                parsed.push(candidate.to_owned());
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error by design
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn load(jail: &Jail) -> Result<Config, ConfigError> {
+        Config::from_figment(Config::figment(&jail.directory().join("config")))
+    }
+
+    fn base_env(jail: &mut Jail) {
+        jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rosetta");
+        jail.set_env("SECRET_KEY", SECRET);
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            let config = load(jail).map_err(|e| e.to_string())?;
+            assert_eq!(config.profile, Profile::Development);
+            assert_eq!((config.http.host.as_str(), config.http.port), ("127.0.0.1", 8000));
+            assert_eq!(config.database.max_connections, 30);
+            assert_eq!(config.database.pool_timeout, Duration::from_secs(30));
+            assert_eq!(config.http.api_prefix, "/api/v1");
+            assert_eq!(config.http.body_limit_bytes, 65_536);
+            assert!(config.http.api_keys.is_empty() && config.auto_migrate);
+            assert_eq!(config.log.format, LogFormat::Text);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn files_then_profile_then_environment() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.create_dir("config")?;
+            jail.create_file("config/default.toml", "port = 9000\ndb_pool_size = 5\n")?;
+            jail.create_file("config/production.toml", "port = 9100\napi_keys = \"k-0123456789abcdef\"\n")?;
+            jail.set_env("APP_ENV", "production");
+            jail.set_env("DB_POOL_SIZE", "7");
+            let config = load(jail).map_err(|e| e.to_string())?;
+            assert_eq!(config.http.port, 9100, "profile file wins over default file");
+            assert_eq!(config.database.max_connections, 17, "environment wins over files");
+            assert_eq!(config.http.host, "0.0.0.0");
+            assert_eq!(config.log.format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.set_env("PORT", "eighty");
+            let error = load(jail).err().map(|e| e.setting);
+            assert_eq!(error.as_deref(), Some("PORT"));
+            jail.set_env("PORT", "8000");
+            jail.set_env("SECRET_KEY", "short");
+            assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("SECRET_KEY"));
+            jail.set_env("SECRET_KEY", SECRET);
+            jail.set_env("DB_POOL_SIZE", "0");
+            assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("DB_POOL_SIZE"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_requires_api_keys() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.set_env("APP_ENV", "production");
+            let error = load(jail).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("API_KEYS"), "{error}");
+            jail.set_env("API_KEY", "1234567890123456");
+            let config = load(jail).map_err(|e| e.to_string())?;
+            assert_eq!(config.http.api_keys, vec!["1234567890123456".to_owned()], "numeric keys stay text");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_database_url_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SECRET_KEY", SECRET);
+            assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("DATABASE_URL"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2@db/rosetta");
+            jail.set_env("API_KEYS", "key-aaaaaaaaaaaaaaaa,key-bbbbbbbbbbbbbbbb");
+            let debug = format!("{:?}", load(jail).map_err(|e| e.to_string())?);
+            for secret in ["hunter2", SECRET, "key-aaaa"] {
+                assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,159 @@
+//! Wiring: concrete adapters into the ports, the HTTP server, and its lifecycle.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rosetta_application::{DestinationManager, PipelineManager, ReadinessChecker, SourceManager, SystemClock};
+use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit};
+use rosetta_ports::outbound::{Clock, SecretCipher};
+use rosetta_postgres_adapter::{
+    PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore, StoreSettings,
+    XChaChaSecretCipher,
+};
+
+use crate::config::Config;
+
+/// Applies pending migrations to the metadata database.
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    rosetta_postgres_adapter::run_migrations(database_url).await.context("migrating the metadata database")?;
+    tracing::info!("metadata database migrated");
+    Ok(())
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        .context("configuring histogram buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    server: actix_web::dev::Server,
+    address: SocketAddr,
+    store: PostgresStore,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Migrates (unless disabled), wires the adapters and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        if config.auto_migrate {
+            migrate(&config.database.url).await?;
+        }
+        let store = PostgresStore::new(StoreSettings {
+            url: config.database.url.clone(),
+            max_size: config.database.max_connections,
+            connection_timeout: config.database.pool_timeout,
+        })
+        .context("building the metadata database pool")?;
+        let cipher: Arc<dyn SecretCipher> = Arc::new(
+            XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
+        );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let services = ApiServices {
+            sources: Arc::new(SourceManager::new(
+                Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher))),
+                Arc::clone(&clock),
+            )),
+            destinations: Arc::new(DestinationManager::new(
+                Arc::new(PostgresDestinationRepository::new(store.clone(), Arc::clone(&cipher))),
+                Arc::clone(&clock),
+            )),
+            pipelines: Arc::new(PipelineManager::new(
+                Arc::new(PostgresPipelineRepository::new(store.clone())),
+                Arc::clone(&clock),
+            )),
+            health: Arc::new(ReadinessChecker::new(Arc::new(store.clone()), config.readiness_timeout)),
+        };
+        let http = &config.http;
+        let settings = HttpSettings {
+            api_prefix: http.api_prefix.clone(),
+            api_keys: http.api_keys.clone(),
+            body_limit_bytes: http.body_limit_bytes,
+            rate_limit: http.rate_limit.map(|(per_second, burst)| RateLimit { per_second, burst }),
+            workers: http.workers,
+            shutdown_timeout: http.shutdown_timeout,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let listener = TcpListener::bind((http.host.as_str(), http.port))
+            .with_context(|| format!("binding {}:{}", http.host, http.port))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        let server = rosetta_http_adapter::serve(listener, services, settings, metrics_handle()?)
+            .context("starting the HTTP server")?;
+        tracing::info!(
+            address = %address,
+            profile = ?config.profile,
+            auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
+            "listening"
+        );
+        Ok(Self { server, address, store })
+    }
+
+    /// The bound address (useful with `PORT=0`).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then stops accepting, lets in-flight requests finish
+    /// (within the shutdown timeout) and closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let outcome = tokio::select! {
+            finished = &mut server => finished,
+            () = shutdown_signal() => {
+                tracing::info!("shutdown requested: finishing in-flight requests");
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.store.close();
+        outcome.context("HTTP server task failed")?.context("HTTP server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,53 @@
+//! Black-box tests of the command line: help, migrate, and configuration errors.
+
+mod support;
+
+use support::{SECRET_KEY, run_to_completion};
+
+#[test]
+fn help_lists_both_commands() {
+    let (status, output) = run_to_completion(&["--help"], &[]);
+    assert!(status.success());
+    assert!(output.contains("serve") && output.contains("migrate"), "{output}");
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    let (status, output) = run_to_completion(&["frobnicate"], &[]);
+    assert_eq!(status.code(), Some(2));
+    assert!(output.contains("unrecognised"), "{output}");
+}
+
+#[test]
+fn invalid_configuration_names_the_setting() {
+    let (status, output) =
+        run_to_completion(&["serve"], &[("DATABASE_URL", "postgres://x@127.0.0.1:1/x"), ("SECRET_KEY", "short")]);
+    assert!(!status.success());
+    assert!(output.contains("SECRET_KEY"), "{output}");
+    let (status, output) = run_to_completion(
+        &["serve"],
+        &[("DATABASE_URL", "postgres://x@127.0.0.1:1/x"), ("SECRET_KEY", SECRET_KEY), ("PORT", "http")],
+    );
+    assert!(!status.success());
+    assert!(output.contains("PORT"), "{output}");
+    let (status, output) = run_to_completion(
+        &["serve"],
+        &[("DATABASE_URL", "postgres://x@127.0.0.1:1/x"), ("SECRET_KEY", SECRET_KEY), ("APP_ENV", "production")],
+    );
+    assert!(!status.success());
+    assert!(output.contains("API_KEYS"), "production needs keys: {output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_applies_the_schema_and_is_repeatable() {
+    let database = rosetta_test_support::test_server().create_database(None).await;
+    for _ in 0..2 {
+        let (status, output) =
+            run_to_completion(&["migrate"], &[("DATABASE_URL", database.url()), ("SECRET_KEY", SECRET_KEY)]);
+        assert!(status.success(), "{output}");
+    }
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    let row = client.query_one("SELECT count(*) FROM sources", &[]).await.expect("sources table exists");
+    assert_eq!(row.get::<_, i64>(0), 0);
+}
