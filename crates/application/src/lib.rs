@@ -10,9 +10,11 @@ mod destinations;
 mod health;
 mod pipelines;
 mod sources;
+mod wal_monitor;
 
 pub use clock::SystemClock;
 pub use destinations::DestinationManager;
 pub use health::ReadinessChecker;
 pub use pipelines::PipelineManager;
 pub use sources::SourceManager;
+pub use wal_monitor::WalMonitorReader;

@@ -16,6 +16,7 @@ mod pipeline;
 mod secret;
 mod source;
 mod text;
+mod wal;
 
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
@@ -34,6 +35,7 @@ pub use source::{
     SourceName, SourcePatch,
 };
 pub use text::ShortText;
+pub use wal::{Lsn, SlotSample, SlotType, SourceWalState, SystemSample, WalMonitorStatus, WalSample, WalStatus};
 
 /// A point in time, always UTC. Adapters store it with microsecond precision.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

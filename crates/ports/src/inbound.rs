@@ -157,6 +157,9 @@ pub struct Check {
     pub status: CheckStatus,
     /// Duration of the check in milliseconds.
     pub latency_ms: u64,
+    /// WAL monitor only: seconds since this process last completed a tick (`None` before the
+    /// first one).
+    pub last_tick_age_seconds: Option<u64>,
 }
 
 /// The readiness of the service: every check that is not `Disabled` must be `Healthy`.

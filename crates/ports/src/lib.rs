@@ -15,6 +15,7 @@ pub mod inbound;
 pub mod outbound;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wal;
 
 use std::fmt;
 

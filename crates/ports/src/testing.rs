@@ -22,6 +22,7 @@ mod cipher;
 mod fixtures;
 pub mod memory;
 mod repositories;
+mod wal;
 
 pub use cipher::{InsecureTestCipher, secret_cipher_contract};
 pub use fixtures::{fixed_time, new_destination, new_pipeline, new_source};
@@ -29,3 +30,4 @@ pub use repositories::{
     RepositoryBundle, RepositoryFactory, destination_repository_contract, pipeline_repository_contract,
     repository_contracts, source_repository_contract,
 };
+pub use wal::{WalStoreBundle, WalStoreFactory, system_metrics_repository_contract, wal_metrics_repository_contract};

@@ -1,0 +1,66 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rosetta_domain::{SourceId, SourceWalState, SystemSample};
+use rosetta_ports::inbound::ServiceError;
+use rosetta_ports::wal::{
+    SystemHistoryQuery, SystemMetricsRepository, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository,
+    WalMonitorService,
+};
+
+/// Serves what the WAL monitor recorded (the sampling itself is the `rosetta-wal-monitor` task).
+#[derive(Clone)]
+pub struct WalMonitorReader {
+    wal: Arc<dyn WalMetricsRepository>,
+    system: Arc<dyn SystemMetricsRepository>,
+}
+
+impl std::fmt::Debug for WalMonitorReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalMonitorReader").finish_non_exhaustive()
+    }
+}
+
+impl WalMonitorReader {
+    /// A reader over the WAL and host metrics stores.
+    pub fn new(wal: Arc<dyn WalMetricsRepository>, system: Arc<dyn SystemMetricsRepository>) -> Self {
+        Self { wal, system }
+    }
+}
+
+#[async_trait]
+impl WalMonitorService for WalMonitorReader {
+    async fn list_wal_states(&self) -> Result<Vec<SourceWalState>, ServiceError> {
+        Ok(self.wal.list_latest().await?)
+    }
+
+    async fn get_wal_state(&self, source_id: SourceId) -> Result<Option<SourceWalState>, ServiceError> {
+        Ok(self.wal.latest(source_id).await?)
+    }
+
+    async fn wal_history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, ServiceError> {
+        Ok(self.wal.history(query).await?)
+    }
+
+    async fn system_history(&self, query: SystemHistoryQuery) -> Result<Vec<SystemSample>, ServiceError> {
+        Ok(self.system.history(query).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rosetta_ports::EntityKind;
+    use rosetta_ports::outbound::RepositoryError;
+    use rosetta_ports::wal::{MockSystemMetricsRepository, MockWalMetricsRepository};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_source_is_not_found() {
+        let mut wal = MockWalMetricsRepository::new();
+        wal.expect_latest().returning(|id| Err(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() }));
+        let reader = WalMonitorReader::new(Arc::new(wal), Arc::new(MockSystemMetricsRepository::new()));
+        let outcome = reader.get_wal_state(SourceId::new(4)).await;
+        assert!(matches!(outcome, Err(ServiceError::NotFound { entity: EntityKind::Source, id: 4 })));
+    }
+}

@@ -1,0 +1,185 @@
+//! Ports of the WAL monitor: reading sources' WAL, storing samples, and serving them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rosetta_domain::{
+    PageLimit, SourceConnection, SourceId, SourceWalState, SystemSample, Timestamp, WalMonitorStatus, WalSample,
+};
+
+use crate::outbound::RepositoryError;
+
+/// Why a source could not be sampled. Messages never contain the source's password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// Connect and query together took longer than the allowed time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection could not be established (refused, authentication, TLS…).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Connected, but the monitoring query failed.
+    #[error("query failed: {0}")]
+    Query(String),
+}
+
+/// Reads a source's WAL position, WAL on disk and replication slots.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SourceProbe: Send + Sync {
+    /// Takes one sample of `source`, spending at most `timeout` on connecting and querying
+    /// together. Implementations reuse a connection between calls and re-establish it after a
+    /// failure. A role without `pg_monitor` yields `wal_dir_bytes = None`, not an error.
+    async fn sample(&self, source: &SourceConnection, timeout: Duration) -> Result<WalSample, ProbeError>;
+
+    /// Closes connections not used since `idle_since` (deleted or re-pointed sources).
+    fn close_idle(&self, idle_since: std::time::Instant);
+
+    /// How many connections to sources are open now.
+    fn open_connections(&self) -> usize;
+}
+
+/// The outcome of sampling one source once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleOutcome {
+    /// The source.
+    pub source_id: SourceId,
+    /// When the attempt finished.
+    pub attempted_at: Timestamp,
+    /// The sample, or the error text (secrets removed).
+    pub result: Result<WalSample, String>,
+}
+
+/// One history row: a source at one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalHistoryEntry {
+    /// The source.
+    pub source_id: SourceId,
+    /// When the attempt finished.
+    pub recorded_at: Timestamp,
+    /// Status of that attempt.
+    pub status: WalMonitorStatus,
+    /// The sample, when the attempt succeeded.
+    pub sample: Option<WalSample>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Which history rows to read: newest first, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalHistoryQuery {
+    /// Only this source.
+    pub source_id: Option<SourceId>,
+    /// Only rows recorded at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Only rows recorded at or before this instant.
+    pub to: Option<Timestamp>,
+    /// At most this many rows.
+    pub limit: PageLimit,
+}
+
+/// Which host samples to read: newest first, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SystemHistoryQuery {
+    /// Only samples taken at or after this instant.
+    pub from: Option<Timestamp>,
+    /// Only samples taken at or before this instant.
+    pub to: Option<Timestamp>,
+    /// At most this many samples.
+    pub limit: PageLimit,
+}
+
+/// Stores WAL samples and coordinates which server process samples which source.
+///
+/// Coordination: a source is *due* when it has never been sampled or its `next_sample_at` has
+/// passed, and *claimable* when it is due and not leased (or its lease expired). Claims by
+/// concurrent processes never overlap, so each source is sampled once per interval in total;
+/// a dead process's leases expire and its sources are claimed by others.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WalMetricsRepository: Send + Sync {
+    /// Leases up to `limit` claimable sources to `owner` until `now + lease` and returns them,
+    /// oldest-due first.
+    async fn claim_due_sources(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<SourceId>, RepositoryError>;
+
+    /// Stores outcomes of sources leased to `owner`: one history row each; the latest state
+    /// (a failure keeps the last good sample and records the error); `next_sample_at`; and
+    /// releases the lease. Outcomes for sources no longer leased to `owner`, or deleted, are
+    /// dropped (another process owns them now). All in one transaction.
+    async fn record_outcomes(
+        &self,
+        owner: &str,
+        outcomes: Vec<SampleOutcome>,
+        next_sample_at: Timestamp,
+    ) -> Result<(), RepositoryError>;
+
+    /// Releases `owner`'s leases without recording anything (shutdown), so other processes
+    /// can take the sources at once.
+    async fn release_leases(&self, owner: &str) -> Result<(), RepositoryError>;
+
+    /// The latest state of every source that has one, ordered by source id.
+    async fn list_latest(&self) -> Result<Vec<SourceWalState>, RepositoryError>;
+
+    /// The latest state of one source; `Ok(None)` if it exists but was never sampled.
+    /// Errors: `NotFound` for an unknown source.
+    async fn latest(&self, source_id: SourceId) -> Result<Option<SourceWalState>, RepositoryError>;
+
+    /// History rows, newest first.
+    async fn history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, RepositoryError>;
+
+    /// Deletes at most `batch` history rows recorded before `cutoff`; returns how many.
+    async fn delete_history_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError>;
+}
+
+/// Stores host CPU / memory / swap samples.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SystemMetricsRepository: Send + Sync {
+    /// Stores one sample.
+    async fn record(&self, sample: SystemSample) -> Result<(), RepositoryError>;
+    /// Samples, newest first.
+    async fn history(&self, query: SystemHistoryQuery) -> Result<Vec<SystemSample>, RepositoryError>;
+    /// Deletes at most `batch` samples taken before `cutoff`; returns how many.
+    async fn delete_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError>;
+}
+
+/// Reads the host's CPU, memory and swap.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait HostProbe: Send + Sync {
+    /// A sample; CPU use is measured since the previous call.
+    fn sample(&self, now: Timestamp) -> SystemSample;
+}
+
+/// How the WAL monitor of this process is doing, for readiness.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait MonitorHeartbeat: Send + Sync {
+    /// When this process last completed a tick (claimed, sampled and recorded its due sources).
+    fn last_completed_tick(&self) -> Option<Timestamp>;
+    /// When the monitor started.
+    fn started_at(&self) -> Timestamp;
+    /// The sampling interval.
+    fn interval(&self) -> Duration;
+}
+
+/// Serving what the monitor recorded.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait WalMonitorService: Send + Sync {
+    /// The latest state of every sampled source.
+    async fn list_wal_states(&self) -> Result<Vec<SourceWalState>, crate::inbound::ServiceError>;
+    /// The latest state of one source (`None`: not sampled yet). Errors: `NotFound`.
+    async fn get_wal_state(&self, source_id: SourceId) -> Result<Option<SourceWalState>, crate::inbound::ServiceError>;
+    /// WAL history, newest first.
+    async fn wal_history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, crate::inbound::ServiceError>;
+    /// Host history, newest first.
+    async fn system_history(
+        &self,
+        query: SystemHistoryQuery,
+    ) -> Result<Vec<SystemSample>, crate::inbound::ServiceError>;
+}
