@@ -64,6 +64,12 @@ impl StoredRow {
     pub(crate) fn missing(self, column: &'static str) -> CorruptRow {
         CorruptRow { table: self.table, id: self.id, column, problem: "has no matching row".to_owned() }
     }
+
+    /// A [`CorruptRow`] for a stored value that cannot be read at all (JSON of the wrong shape,
+    /// a negative byte count, a column missing from a half-written sample).
+    pub(crate) fn invalid(self, column: &'static str, problem: impl Into<String>) -> CorruptRow {
+        CorruptRow { table: self.table, id: self.id, column, problem: problem.into() }
+    }
 }
 
 impl From<CorruptRow> for RepositoryError {

@@ -1,6 +1,6 @@
-//! Rosetta's metadata store on PostgreSQL: the repositories of `rosetta_ports::outbound` over
-//! diesel-async and a deadpool connection pool, the embedded schema migrations, and the
-//! cipher that seals stored secrets.
+//! Rosetta's metadata store on PostgreSQL: the repositories of `rosetta_ports::outbound` and the
+//! WAL monitor's stores of `rosetta_ports::wal` over diesel-async and a deadpool connection pool,
+//! the embedded schema migrations, and the cipher that seals stored secrets.
 //!
 //! Wiring (the server does this once):
 //!
@@ -18,6 +18,8 @@
 //! let sources = PostgresSourceRepository::new(store.clone(), cipher.clone());
 //! let destinations = PostgresDestinationRepository::new(store.clone(), cipher);
 //! let pipelines = PostgresPipelineRepository::new(store.clone());
+//! let wal_metrics = PostgresWalMetricsRepository::new(store.clone());
+//! let system_metrics = PostgresSystemMetricsRepository::new(store.clone());
 //! # Ok(()) }
 //! ```
 //!
@@ -33,6 +35,9 @@ mod schema;
 mod secrets;
 mod source;
 mod store;
+mod system;
+mod wal;
+mod wal_rows;
 
 pub use cipher::{SecretKeyError, XChaChaSecretCipher};
 pub use destination::PostgresDestinationRepository;
@@ -40,3 +45,5 @@ pub use migrations::{MigrationError, run_migrations};
 pub use pipeline::PostgresPipelineRepository;
 pub use source::PostgresSourceRepository;
 pub use store::{PostgresStore, StoreError, StoreSettings};
+pub use system::PostgresSystemMetricsRepository;
+pub use wal::PostgresWalMetricsRepository;

@@ -62,11 +62,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The WAL monitor's latest state per source, and which process leases it for sampling.
+    wal_monitor (source_id) {
+        source_id -> Int8,
+        status -> Nullable<Text>,
+        sampled_at -> Nullable<Timestamptz>,
+        in_recovery -> Nullable<Bool>,
+        current_lsn -> Nullable<Int8>,
+        wal_dir_bytes -> Nullable<Int8>,
+        size_bytes -> Nullable<Int8>,
+        slots -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        last_attempt_at -> Nullable<Timestamptz>,
+        next_sample_at -> Nullable<Timestamptz>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// WAL history: one row per source per attempt.
+    wal_metrics (id) {
+        id -> Int8,
+        source_id -> Int8,
+        recorded_at -> Timestamptz,
+        status -> Text,
+        sampled_at -> Nullable<Timestamptz>,
+        in_recovery -> Nullable<Bool>,
+        current_lsn -> Nullable<Int8>,
+        wal_dir_bytes -> Nullable<Int8>,
+        size_bytes -> Nullable<Int8>,
+        slots -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Host CPU / memory / swap samples.
+    system_metrics (id) {
+        id -> Int8,
+        sampled_at -> Timestamptz,
+        cpu_percent -> Float8,
+        memory_used_bytes -> Int8,
+        memory_total_bytes -> Int8,
+        swap_used_bytes -> Int8,
+        swap_total_bytes -> Int8,
+    }
+}
+
 diesel::joinable!(pipelines -> sources (source_id));
 diesel::joinable!(pipelines -> destinations (destination_id));
 diesel::joinable!(pipeline_metadata -> pipelines (pipeline_id));
+diesel::joinable!(wal_monitor -> sources (source_id));
+diesel::joinable!(wal_metrics -> sources (source_id));
 
-diesel::allow_tables_to_appear_in_same_query!(sources, destinations, pipelines, pipeline_metadata);
+diesel::allow_tables_to_appear_in_same_query!(
+    sources,
+    destinations,
+    pipelines,
+    pipeline_metadata,
+    wal_monitor,
+    wal_metrics,
+    system_metrics
+);
 
 /// Constraint names from the migrations, matched against the `constraint_name` of unique and
 /// foreign-key violations (SQLSTATE messages are not a stable interface; names are ours).

@@ -1,0 +1,490 @@
+//! [`PostgresWalMetricsRepository`]: WAL samples, the latest state per source, and the leases
+//! that let several server processes share the sampling.
+//!
+//! Coordination is leased rows in `wal_monitor`: a claim locks due, unleased rows with
+//! `FOR UPDATE SKIP LOCKED` and writes its owner and expiry into them, so concurrent claimers
+//! skip (rather than queue behind) each other's rows and never get the same source; recording
+//! outcomes releases the lease and sets the next due time. A process that dies leaves leases
+//! that simply expire. Lease times are the callers' `now`, so the processes' clocks must agree
+//! to well within the lease's margin.
+//!
+//! Lock order, to stay deadlock-free next to `SourceRepository::delete` (which locks the
+//! `sources` row, then cascades into `wal_monitor` / `wal_metrics`): whoever needs both takes
+//! the `sources` row first. Claims (for the rows they create) and recordings therefore lock
+//! the sources `FOR KEY SHARE` — what the foreign keys take anyway — before writing rows
+//! that reference them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::dsl::{AsSelect, SqlTypeOf};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use rosetta_domain::{SourceId, SourceWalState, Timestamp};
+use rosetta_ports::EntityKind;
+use rosetta_ports::outbound::RepositoryError;
+use rosetta_ports::wal::{SampleOutcome, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository};
+use serde_json::Value;
+
+use crate::error::{Failure, not_found};
+use crate::schema::{sources, wal_metrics, wal_monitor};
+use crate::store::PostgresStore;
+use crate::wal_rows::{HistoryRow, SampleColumns, StateRow};
+
+/// Creates the `wal_monitor` row of every source that has none, so the claim below sees new
+/// sources.
+///
+/// * `FOR KEY SHARE` locks each source before its row is inserted (the lock the foreign key
+///   check takes anyway, taken first): a source being deleted meanwhile is waited for and then
+///   skipped, instead of failing the whole claim on the foreign key.
+/// * Id order: two claimers inserting the same missing rows wait for each other in one
+///   direction only and cannot deadlock (`ON CONFLICT DO NOTHING` waits for the other's
+///   uncommitted row, then skips it).
+const INSERT_MISSING_STATES: &str = "\
+INSERT INTO wal_monitor (source_id)
+SELECT s.id FROM sources s
+WHERE NOT EXISTS (SELECT 1 FROM wal_monitor w WHERE w.source_id = s.id)
+ORDER BY s.id
+FOR KEY SHARE OF s
+ON CONFLICT (source_id) DO NOTHING";
+
+/// Leases up to `$2` claimable rows to `$3` until `$4`; `$1` is now.
+///
+/// `due` walks `wal_monitor_due_idx` in due order and locks rows with SKIP LOCKED, so rows a
+/// concurrent claim is taking are skipped instead of waited for; LIMIT counts locked rows
+/// only. Under READ COMMITTED a row that another claim leased and committed after this
+/// statement's snapshot is re-checked on its newest version and dropped (its lease is live).
+/// The final ORDER BY restores due order, which UPDATE ... RETURNING does not keep.
+const CLAIM_DUE: &str = "\
+WITH due AS (
+    SELECT source_id, next_sample_at FROM wal_monitor
+    WHERE (next_sample_at IS NULL OR next_sample_at <= $1)
+      AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+    ORDER BY next_sample_at NULLS FIRST, source_id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE wal_monitor w
+    SET lease_owner = $3, lease_expires_at = $4, updated_at = now()
+    FROM due
+    WHERE w.source_id = due.source_id
+    RETURNING w.source_id, due.next_sample_at
+)
+SELECT source_id FROM claimed ORDER BY next_sample_at NULLS FIRST, source_id";
+
+/// Locks the outcomes' sources (`$1`) against deletion until commit, in id order (see the
+/// module's lock order). Deleted sources are simply not returned.
+const LOCK_SOURCES: &str = "SELECT id FROM sources WHERE id = ANY($1) ORDER BY id FOR KEY SHARE";
+
+/// Stores a batch of outcomes in one statement: `$1`–`$10` are parallel arrays (one element
+/// per outcome), `$11` the next due time, `$12` the owner.
+///
+/// * `latest` keeps one outcome per source (the latest attempt; the later one in the batch on
+///   a tie), so a batch with a source twice still updates its row once.
+/// * `updated` writes the state only where the lease is still `$12`'s — a lease taken over by
+///   another process (or a deleted source) matches no row — and releases the lease. A lease
+///   that expired but that nobody took over still counts: no one else sampled the source, so
+///   this outcome is the interval's only one. A failure (`sampled_at` NULL) keeps the last good
+///   sample columns. Under READ COMMITTED a row a concurrent claim is taking over is waited for
+///   and re-checked, so the lease test sees the committed owner.
+/// * History rows are written only for the sources `updated` returned, in batch order.
+const RECORD_OUTCOMES: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::bool[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::jsonb[], $10::text[])
+        WITH ORDINALITY AS i (source_id, attempted_at, status, sampled_at, in_recovery, current_lsn,
+                              wal_dir_bytes, size_bytes, slots, error, ord)
+), latest AS (
+    SELECT DISTINCT ON (source_id) * FROM input ORDER BY source_id, attempted_at DESC, ord DESC
+), updated AS (
+    UPDATE wal_monitor w SET
+        status = l.status,
+        sampled_at = CASE WHEN l.sampled_at IS NULL THEN w.sampled_at ELSE l.sampled_at END,
+        in_recovery = CASE WHEN l.sampled_at IS NULL THEN w.in_recovery ELSE l.in_recovery END,
+        current_lsn = CASE WHEN l.sampled_at IS NULL THEN w.current_lsn ELSE l.current_lsn END,
+        wal_dir_bytes = CASE WHEN l.sampled_at IS NULL THEN w.wal_dir_bytes ELSE l.wal_dir_bytes END,
+        size_bytes = CASE WHEN l.sampled_at IS NULL THEN w.size_bytes ELSE l.size_bytes END,
+        slots = CASE WHEN l.sampled_at IS NULL THEN w.slots ELSE l.slots END,
+        error = l.error,
+        last_attempt_at = l.attempted_at,
+        next_sample_at = $11,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        updated_at = now()
+    FROM latest l
+    WHERE w.source_id = l.source_id AND w.lease_owner = $12
+    RETURNING w.source_id
+)
+INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery, current_lsn,
+                         wal_dir_bytes, size_bytes, slots, error)
+SELECT i.source_id, i.attempted_at, i.status, i.sampled_at, i.in_recovery, i.current_lsn,
+       i.wal_dir_bytes, i.size_bytes, i.slots, i.error
+FROM input i JOIN updated u ON u.source_id = i.source_id
+ORDER BY i.ord";
+
+/// Releases every lease of `$1`.
+const RELEASE_LEASES: &str = "\
+UPDATE wal_monitor SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+WHERE lease_owner = $1";
+
+/// Deletes at most `$2` history rows recorded before `$1`, oldest first.
+///
+/// The ids are collected into an array so the delete itself is a primary-key lookup (a plain
+/// `id IN (subquery)` is planned as a hash semi-join over the whole table). SKIP LOCKED lets
+/// several processes apply retention at once without waiting for each other's batches.
+const DELETE_HISTORY_BEFORE: &str = "\
+DELETE FROM wal_metrics WHERE id = ANY(ARRAY(
+    SELECT id FROM wal_metrics WHERE recorded_at < $1
+    ORDER BY recorded_at, id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+))";
+
+/// A claimed source id.
+#[derive(Debug, QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = BigInt)]
+    source_id: i64,
+}
+
+/// A batch of outcomes as the parallel arrays [`RECORD_OUTCOMES`] unnests.
+#[derive(Debug, Default)]
+struct OutcomeArrays {
+    source_id: Vec<i64>,
+    attempted_at: Vec<Timestamp>,
+    status: Vec<&'static str>,
+    sampled_at: Vec<Option<Timestamp>>,
+    in_recovery: Vec<Option<bool>>,
+    current_lsn: Vec<Option<i64>>,
+    wal_dir_bytes: Vec<Option<i64>>,
+    size_bytes: Vec<Option<i64>>,
+    slots: Vec<Option<Value>>,
+    error: Vec<Option<String>>,
+}
+
+impl OutcomeArrays {
+    fn new(outcomes: Vec<SampleOutcome>) -> Result<Self, serde_json::Error> {
+        let mut arrays = Self::default();
+        for outcome in outcomes {
+            arrays.source_id.push(outcome.source_id.get());
+            arrays.attempted_at.push(outcome.attempted_at);
+            match outcome.result {
+                Ok(sample) => {
+                    let columns = SampleColumns::new(&sample)?;
+                    arrays.status.push(sample.status().as_str());
+                    arrays.sampled_at.push(Some(columns.sampled_at));
+                    arrays.in_recovery.push(Some(columns.in_recovery));
+                    arrays.current_lsn.push(Some(columns.current_lsn));
+                    arrays.wal_dir_bytes.push(columns.wal_dir_bytes);
+                    arrays.size_bytes.push(columns.size_bytes);
+                    arrays.slots.push(Some(columns.slots));
+                    arrays.error.push(None);
+                }
+                Err(error) => {
+                    arrays.status.push(rosetta_domain::WalMonitorStatus::Error.as_str());
+                    arrays.sampled_at.push(None);
+                    arrays.in_recovery.push(None);
+                    arrays.current_lsn.push(None);
+                    arrays.wal_dir_bytes.push(None);
+                    arrays.size_bytes.push(None);
+                    arrays.slots.push(None);
+                    arrays.error.push(Some(error));
+                }
+            }
+        }
+        Ok(arrays)
+    }
+}
+
+/// `now + lease`, saturating: an absurdly long lease means "never expires", not an error.
+fn lease_expiry(now: Timestamp, lease: Duration) -> Timestamp {
+    TimeDelta::from_std(lease).ok().and_then(|lease| now.checked_add_signed(lease)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The history query for `query`: only the filters asked for, so the planner sees plain range
+/// conditions it can match to `wal_metrics_source_recorded_at_idx` (with a source) or
+/// `wal_metrics_recorded_at_idx` (without); the ORDER BY matches both indexes, so the scan
+/// stops after `limit` rows without sorting.
+pub(crate) fn history_query(
+    query: &WalHistoryQuery,
+) -> wal_metrics::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<HistoryRow, Pg>>> {
+    let mut select = wal_metrics::table.select(HistoryRow::as_select()).into_boxed();
+    if let Some(source_id) = query.source_id {
+        select = select.filter(wal_metrics::source_id.eq(source_id.get()));
+    }
+    if let Some(from) = query.from {
+        select = select.filter(wal_metrics::recorded_at.ge(from));
+    }
+    if let Some(to) = query.to {
+        select = select.filter(wal_metrics::recorded_at.le(to));
+    }
+    select.order((wal_metrics::recorded_at.desc(), wal_metrics::id.desc())).limit(i64::from(query.limit.get()))
+}
+
+/// [`WalMetricsRepository`] over the metadata database (tables `wal_monitor`, `wal_metrics`).
+#[derive(Debug, Clone)]
+pub struct PostgresWalMetricsRepository {
+    store: PostgresStore,
+}
+
+impl PostgresWalMetricsRepository {
+    /// A repository over `store`.
+    pub fn new(store: PostgresStore) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl WalMetricsRepository for PostgresWalMetricsRepository {
+    async fn claim_due_sources(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<SourceId>, RepositoryError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let owner = owner.to_owned();
+        let expires_at = lease_expiry(now, lease);
+        let mut conn = self.store.connection().await?;
+        let result = conn
+            .transaction::<_, Failure, _>(async move |conn| {
+                diesel::sql_query(INSERT_MISSING_STATES).execute(conn).await?;
+                Ok(diesel::sql_query(CLAIM_DUE)
+                    .bind::<Timestamptz, _>(now)
+                    .bind::<BigInt, _>(i64::from(limit))
+                    .bind::<Text, _>(owner)
+                    .bind::<Timestamptz, _>(expires_at)
+                    .load::<ClaimedRow>(conn)
+                    .await?)
+            })
+            .await;
+        let rows = self.store.settle(conn, result).await?;
+        Ok(rows.into_iter().map(|row| SourceId::new(row.source_id)).collect())
+    }
+
+    async fn record_outcomes(
+        &self,
+        owner: &str,
+        outcomes: Vec<SampleOutcome>,
+        next_sample_at: Timestamp,
+    ) -> Result<(), RepositoryError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let arrays = OutcomeArrays::new(outcomes).map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
+        let owner = owner.to_owned();
+        let mut conn = self.store.connection().await?;
+        let result = conn
+            .transaction::<_, Failure, _>(async move |conn| {
+                diesel::sql_query(LOCK_SOURCES).bind::<Array<BigInt>, _>(&arrays.source_id).execute(conn).await?;
+                diesel::sql_query(RECORD_OUTCOMES)
+                    .bind::<Array<BigInt>, _>(&arrays.source_id)
+                    .bind::<Array<Timestamptz>, _>(&arrays.attempted_at)
+                    .bind::<Array<Text>, _>(&arrays.status)
+                    .bind::<Array<Nullable<Timestamptz>>, _>(&arrays.sampled_at)
+                    .bind::<Array<Nullable<Bool>>, _>(&arrays.in_recovery)
+                    .bind::<Array<Nullable<BigInt>>, _>(&arrays.current_lsn)
+                    .bind::<Array<Nullable<BigInt>>, _>(&arrays.wal_dir_bytes)
+                    .bind::<Array<Nullable<BigInt>>, _>(&arrays.size_bytes)
+                    .bind::<Array<Nullable<Jsonb>>, _>(&arrays.slots)
+                    .bind::<Array<Nullable<Text>>, _>(&arrays.error)
+                    .bind::<Timestamptz, _>(next_sample_at)
+                    .bind::<Text, _>(&owner)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        self.store.settle(conn, result).await
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<(), RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = diesel::sql_query(RELEASE_LEASES).bind::<Text, _>(owner).execute(&mut conn).await;
+        self.store.settle(conn, result.map(drop).map_err(Failure::from)).await
+    }
+
+    async fn list_latest(&self) -> Result<Vec<SourceWalState>, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = wal_monitor::table
+            .filter(wal_monitor::status.is_not_null())
+            .select(StateRow::as_select())
+            .order(wal_monitor::source_id.asc())
+            .load(&mut conn)
+            .await;
+        let rows = self.store.settle(conn, result.map_err(Failure::from)).await?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            // The filter excludes rows without a status, so every row yields a state.
+            states.extend(row.into_domain()?);
+        }
+        Ok(states)
+    }
+
+    async fn latest(&self, source_id: SourceId) -> Result<Option<SourceWalState>, RepositoryError> {
+        let id = source_id.get();
+        let mut conn = self.store.connection().await?;
+        // One query answers both "does the source exist" and "what is its state".
+        let result = sources::table
+            .left_join(wal_monitor::table)
+            .filter(sources::id.eq(id))
+            .select(Option::<StateRow>::as_select())
+            .first::<Option<StateRow>>(&mut conn)
+            .await
+            .optional()
+            .map_err(Failure::from)
+            .and_then(|row| row.ok_or_else(|| not_found(EntityKind::Source, id)));
+        match self.store.settle(conn, result).await? {
+            Some(row) => Ok(row.into_domain()?),
+            None => Ok(None),
+        }
+    }
+
+    async fn history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = history_query(&query).load::<HistoryRow>(&mut conn).await;
+        let rows = self.store.settle(conn, result.map_err(Failure::from)).await?;
+        Ok(rows.into_iter().map(HistoryRow::into_domain).collect::<Result<_, _>>()?)
+    }
+
+    async fn delete_history_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let mut conn = self.store.connection().await?;
+        let result = diesel::sql_query(DELETE_HISTORY_BEFORE)
+            .bind::<Timestamptz, _>(cutoff)
+            .bind::<BigInt, _>(i64::from(batch))
+            .execute(&mut conn)
+            .await;
+        let deleted = self.store.settle(conn, result.map_err(Failure::from)).await?;
+        Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+    }
+}
+
+/// Plans of the statements above on a table large enough for the planner to prefer a
+/// sequential scan if the indexes did not fit the queries. Here rather than in `tests/`
+/// because it explains the exact statements the repository sends, which are crate-private.
+#[cfg(test)]
+mod tests {
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::Text;
+    use diesel_async::AsyncPgConnection;
+    use rosetta_domain::PageLimit;
+
+    use super::*;
+
+    /// `EXPLAIN <query>`, with the query's own bind parameters.
+    struct Explain<Q>(Q);
+
+    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql("EXPLAIN ");
+            self.0.walk_ast(out.reborrow())
+        }
+    }
+
+    impl<Q> QueryId for Explain<Q> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl<Q> Query for Explain<Q> {
+        type SqlType = Text;
+    }
+
+    async fn plan<Q: QueryFragment<Pg> + Send>(conn: &mut AsyncPgConnection, query: Q) -> String {
+        Explain(query).load::<String>(conn).await.unwrap().join("\n")
+    }
+
+    fn day(n: i64) -> Timestamp {
+        chrono::DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(20_000 + n)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn history_and_retention_use_the_indexes_at_200k_rows() {
+        let server = rosetta_test_support::test_server();
+        let template = server
+            .template("postgres_adapter_unit", |url| async move { crate::run_migrations(&url).await.unwrap() })
+            .await;
+        let database = server.create_database(Some(&template)).await;
+        let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+        // 200 sources × 1 000 five-minute ticks, 3.5 days per source.
+        diesel::sql_query(
+            "INSERT INTO sources (name, pg_host, pg_port, pg_database, pg_username, publication_name,
+                                  replication_id, created_at, updated_at)
+             SELECT 's' || g, 'db', 5432, 'orders', 'replicator', 'cdc_pub', 1, now(), now()
+             FROM generate_series(1, 200) g",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query(
+            "INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery, current_lsn,
+                                      wal_dir_bytes, size_bytes, slots)
+             SELECT s.id, $1 + g * interval '5 minutes', 'ACTIVE', $1 + g * interval '5 minutes', false,
+                    g * 16384, 1 << 24, g * 8192, '[]'
+             FROM sources s, generate_series(1, 1000) g",
+        )
+        .bind::<Timestamptz, _>(day(0))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query("ANALYZE wal_metrics").execute(&mut conn).await.unwrap();
+        let enable_seqscan = diesel::select(diesel::dsl::sql::<Text>("current_setting('enable_seqscan')"))
+            .get_result::<String>(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(enable_seqscan, "on", "the planner must be free to choose a sequential scan");
+
+        let limit = PageLimit::new(100).unwrap();
+        let source_range =
+            WalHistoryQuery { source_id: Some(SourceId::new(50)), from: Some(day(1)), to: Some(day(2)), limit };
+        let explained = plan(&mut conn, history_query(&source_range)).await;
+        println!("source + range:\n{explained}");
+        assert!(explained.contains("Index Scan using wal_metrics_source_recorded_at_idx"), "{explained}");
+        assert!(!explained.contains("Seq Scan") && !explained.contains("Sort"), "{explained}");
+
+        let source_only = WalHistoryQuery { source_id: Some(SourceId::new(50)), limit, ..Default::default() };
+        let explained = plan(&mut conn, history_query(&source_only)).await;
+        assert!(explained.contains("Index Scan using wal_metrics_source_recorded_at_idx"), "{explained}");
+        assert!(!explained.contains("Sort"), "{explained}");
+
+        let range_only = WalHistoryQuery { from: Some(day(1)), to: Some(day(2)), limit, ..Default::default() };
+        let explained = plan(&mut conn, history_query(&range_only)).await;
+        println!("range:\n{explained}");
+        assert!(explained.contains("Index Scan Backward using wal_metrics_recorded_at_idx"), "{explained}");
+        assert!(!explained.contains("Seq Scan") && !explained.contains("Sort"), "{explained}");
+
+        let newest = WalHistoryQuery { limit, ..Default::default() };
+        let explained = plan(&mut conn, history_query(&newest)).await;
+        assert!(explained.contains("Index Scan Backward using wal_metrics_recorded_at_idx"), "{explained}");
+
+        let retention =
+            diesel::sql_query(DELETE_HISTORY_BEFORE).bind::<Timestamptz, _>(day(1)).bind::<BigInt, _>(5_000_i64);
+        let explained = plan(&mut conn, retention).await;
+        println!("retention:\n{explained}");
+        assert!(explained.contains("wal_metrics_recorded_at_idx"), "{explained}");
+        assert!(explained.contains("Index Scan using wal_metrics_pkey"), "{explained}");
+        assert!(!explained.contains("Seq Scan"), "{explained}");
+
+        // And the repository itself returns that source's rows in the range, newest first.
+        let store = PostgresStore::new(crate::StoreSettings {
+            url: database.url().to_owned(),
+            max_size: 2,
+            connection_timeout: Duration::from_secs(10),
+        })
+        .unwrap();
+        let rows = PostgresWalMetricsRepository::new(store).history(source_range).await.unwrap();
+        assert_eq!(rows.len(), 100);
+        assert!(rows.iter().all(|row| row.source_id == SourceId::new(50)));
+        assert!(rows.windows(2).all(|pair| pair[0].recorded_at > pair[1].recorded_at));
+        assert!(rows.iter().all(|row| (day(1)..=day(2)).contains(&row.recorded_at)));
+    }
+}

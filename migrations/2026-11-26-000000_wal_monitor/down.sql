@@ -1,0 +1,3 @@
+DROP TABLE system_metrics;
+DROP TABLE wal_metrics;
+DROP TABLE wal_monitor;
