@@ -19,7 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::body::BodyLimit;
 use crate::error::ApiError;
 use crate::handlers::meta::{self, OpenApiJson};
-use crate::handlers::{destinations, pipelines, sources};
+use crate::handlers::{destinations, pipelines, sources, wal};
 use crate::health;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, RootSpan, guard, request_context};
 use crate::{ApiServices, HttpSettings, openapi};
@@ -113,7 +113,11 @@ where
             .service(pipelines::delete_pipeline)
             .service(pipelines::start_pipeline)
             .service(pipelines::pause_pipeline)
-            .service(pipelines::refresh_pipeline),
+            .service(pipelines::refresh_pipeline)
+            .service(wal::wal_history)
+            .service(wal::list_wal_states)
+            .service(wal::get_wal_state)
+            .service(wal::system_history),
     )
 }
 
@@ -131,6 +135,7 @@ pub(crate) fn build_app(
         .app_data(web::Data::from(services.destinations.clone()))
         .app_data(web::Data::from(services.pipelines.clone()))
         .app_data(web::Data::from(services.health.clone()))
+        .app_data(web::Data::from(services.wal_monitor.clone()))
         .app_data(BodyLimit(state.body_limit))
         .app_data(state.version.clone())
         .app_data(state.guard.clone())

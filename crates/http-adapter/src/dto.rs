@@ -1,6 +1,8 @@
 //! The JSON shapes of the API: response bodies built from domain values, and the write bodies as
 //! documented in OpenAPI (they are read by [`crate::body`], which owns their exact rules).
 
+pub(crate) mod wal;
+
 use chrono::SecondsFormat;
 use rosetta_domain::{
     Destination, PipelineDetails, PipelineMetadata, PipelineMetadataStatus, PipelineStatus, Source, Timestamp,

@@ -64,6 +64,10 @@ pub(crate) struct CheckBody {
     /// Why the check does not run (only when `disabled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// WAL monitor only: seconds since this process last completed a tick. Absent before the
+    /// first completed tick and from every other check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_tick_age_seconds: Option<u64>,
 }
 
 impl From<Check> for CheckBody {
@@ -73,7 +77,13 @@ impl From<Check> for CheckBody {
             CheckStatus::Unhealthy(error) => (CheckState::Unhealthy, Some(error), None),
             CheckStatus::Disabled(reason) => (CheckState::Disabled, None, Some(reason)),
         };
-        Self { status, latency_ms: check.latency_ms, error, message }
+        Self {
+            status,
+            latency_ms: check.latency_ms,
+            error,
+            message,
+            last_tick_age_seconds: check.last_tick_age_seconds,
+        }
     }
 }
 

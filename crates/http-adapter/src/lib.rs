@@ -1,7 +1,7 @@
 //! Rosetta's HTTP API (actix-web).
 //!
-//! Handlers parse their input strictly, call one inbound port ([`rosetta_ports::inbound`]) and
-//! map the result; every failure answers with the one error body
+//! Handlers parse their input strictly, call one inbound port ([`rosetta_ports::inbound`], and
+//! [`rosetta_ports::wal::WalMonitorService`] for the WAL monitor's routes) and map the result; every failure answers with the one error body
 //! `{"error", "message", "details"}`. Around them: request ids, an access log line per request,
 //! request metrics, API-key authentication and an optional per-client rate limit on the versioned
 //! routes, the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/` (served from the
@@ -32,6 +32,7 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
+use rosetta_ports::wal::WalMonitorService;
 
 pub use openapi::openapi_document;
 
@@ -49,6 +50,8 @@ pub struct ApiServices {
     pub pipelines: Arc<dyn PipelineService>,
     /// Readiness.
     pub health: Arc<dyn HealthService>,
+    /// What the WAL monitor recorded: latest state per source, WAL and host history.
+    pub wal_monitor: Arc<dyn WalMonitorService>,
 }
 
 impl fmt::Debug for ApiServices {

@@ -18,12 +18,15 @@ use crate::app::register;
     info(
         title = "Rosetta",
         description = "Control plane of PostgreSQL CDC pipelines: sources, destinations, pipelines and their \
-                       lifecycle. Every error answers with the one error body (`ErrorBody`)."
+                       lifecycle, and the WAL each source's replication slots make its disk keep. Every error \
+                       answers with the one error body (`ErrorBody`)."
     ),
     tags(
         (name = "sources", description = "PostgreSQL databases to replicate from"),
         (name = "destinations", description = "Snowflake warehouses to replicate into"),
         (name = "pipelines", description = "Source → destination pipelines and their lifecycle"),
+        (name = "wal-monitor", description = "WAL retained per source and slot (latest state and history), and \
+                                              host CPU / memory / swap history"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document and Prometheus metrics"),
     )

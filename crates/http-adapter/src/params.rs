@@ -4,16 +4,20 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use rosetta_domain::{PageLimit, PageRequest};
+use chrono::{DateTime, Utc};
+use rosetta_domain::{PageLimit, PageRequest, SourceId, Timestamp};
 use rosetta_ports::inbound::DeleteMode;
+use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryQuery};
 use utoipa::IntoParams;
 use validator::{Validate, ValidationErrors};
 
 use crate::error::{ApiError, FieldError};
 
 const INT_PARSING: &str = "Input should be a valid integer, unable to parse string as an integer";
+const DATETIME_PARSING: &str = "Input should be an RFC 3339 date-time with an offset, e.g. 2026-01-14T10:06:33Z";
 
-/// The `{id}` segment of a path, as the id type `T`.
+/// The one `{…}` segment of a path (`{id}`, `{source_id}`), as the id type `T`. A bad value is
+/// reported under the segment's own name, so one extractor serves every route with one id.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Id<T>(pub T);
 
@@ -22,10 +26,12 @@ impl<T: From<i64>> FromRequest for Id<T> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = req.match_info().get("id").and_then(|raw| raw.parse::<i64>().ok());
+        let segment = req.match_info().iter().next();
+        let parsed = segment.and_then(|(_, raw)| raw.parse::<i64>().ok());
+        let name = segment.map_or("id", |(name, _)| name);
         ready(
             parsed.map(|raw| Id(T::from(raw))).ok_or_else(|| {
-                ApiError::validation(vec![FieldError::new(&["path", "id"], "int_parsing", INT_PARSING)])
+                ApiError::validation(vec![FieldError::new(&["path", name], "int_parsing", INT_PARSING)])
             }),
         )
     }
@@ -140,6 +146,156 @@ impl FromRequest for Cascade {
     }
 }
 
+/// The query parameters of `GET /metrics/wal`, as documented; read by [`WalHistory`].
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "a parameter list for OpenAPI only: `WalHistory` reads the query")]
+pub(crate) struct WalHistoryParams {
+    /// Only this source. A source that does not exist yields an empty list, not a 404.
+    #[param(required = false)]
+    source_id: Option<i64>,
+    /// Only rows recorded at or after this instant: RFC 3339 with an offset, e.g.
+    /// `2026-01-14T10:00:00Z` (send `+` as `%2B`). Not after `to`.
+    #[param(value_type = Option<String>, format = DateTime, required = false)]
+    from: Option<Timestamp>,
+    /// Only rows recorded at or before this instant: RFC 3339 with an offset.
+    #[param(value_type = Option<String>, format = DateTime, required = false)]
+    to: Option<Timestamp>,
+    /// How many rows to return at most (1–1000), newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100, required = false)]
+    limit: i64,
+}
+
+/// The query parameters of `GET /metrics/system`, as documented; read by [`SystemHistory`].
+#[derive(Debug, Clone, Copy, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "a parameter list for OpenAPI only: `SystemHistory` reads the query")]
+pub(crate) struct SystemHistoryParams {
+    /// Only samples taken at or after this instant: RFC 3339 with an offset, e.g.
+    /// `2026-01-14T10:00:00Z` (send `+` as `%2B`). Not after `to`.
+    #[param(value_type = Option<String>, format = DateTime, required = false)]
+    from: Option<Timestamp>,
+    /// Only samples taken at or before this instant: RFC 3339 with an offset.
+    #[param(value_type = Option<String>, format = DateTime, required = false)]
+    to: Option<Timestamp>,
+    /// How many samples to return at most (1–1000), newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100, required = false)]
+    limit: i64,
+}
+
+/// The WAL history a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalHistory(pub WalHistoryQuery);
+
+impl FromRequest for WalHistory {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_wal_history(req.query_string()).map(WalHistory).map_err(ApiError::validation))
+    }
+}
+
+/// The host history a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemHistory(pub SystemHistoryQuery);
+
+impl FromRequest for SystemHistory {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_system_history(req.query_string()).map(SystemHistory).map_err(ApiError::validation))
+    }
+}
+
+fn parse_wal_history(query: &str) -> Result<WalHistoryQuery, Vec<FieldError>> {
+    let pairs = query_pairs(query);
+    let source_id = match last_value(&pairs, "source_id") {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .map(|id| Some(SourceId::new(id)))
+            .map_err(|_| query_error("source_id", "int_parsing", INT_PARSING)),
+    };
+    match (source_id, parse_window(&pairs)) {
+        (Ok(source_id), Ok(Window { from, to, limit })) => Ok(WalHistoryQuery { source_id, from, to, limit }),
+        (source_id, window) => Err(source_id.err().into_iter().chain(window.err().into_iter().flatten()).collect()),
+    }
+}
+
+fn parse_system_history(query: &str) -> Result<SystemHistoryQuery, Vec<FieldError>> {
+    let Window { from, to, limit } = parse_window(&query_pairs(query))?;
+    Ok(SystemHistoryQuery { from, to, limit })
+}
+
+/// The time range and size shared by both history queries.
+struct Window {
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    limit: PageLimit,
+}
+
+/// `from`, `to` and `limit`, every problem reported (in that order).
+fn parse_window(pairs: &[(String, String)]) -> Result<Window, Vec<FieldError>> {
+    let (from, to, limit) = (parse_instant(pairs, "from"), parse_instant(pairs, "to"), parse_limit(pairs));
+    let mut problems = Vec::new();
+    match (&from, &to) {
+        // An empty range is a mistake worth naming rather than an empty answer; both ends are
+        // reported, since either may be the wrong one.
+        (Ok(Some(start)), Ok(Some(end))) if start > end => {
+            problems.push(query_error("from", "value_error", "must not be after 'to'"));
+            problems.push(query_error("to", "value_error", "must not be before 'from'"));
+        }
+        _ => {}
+    }
+    match (from, to, limit) {
+        (Ok(from), Ok(to), Ok(limit)) if problems.is_empty() => Ok(Window { from, to, limit }),
+        (from, to, limit) => {
+            let parse_problems = [from.err(), to.err()].into_iter().flatten();
+            Err(parse_problems.chain(problems).chain(limit.err()).collect())
+        }
+    }
+}
+
+/// An optional RFC 3339 instant. The offset is required: a local time would mean a different
+/// instant on every server.
+fn parse_instant(pairs: &[(String, String)], name: &str) -> Result<Option<Timestamp>, FieldError> {
+    let Some(raw) = last_value(pairs, name) else { return Ok(None) };
+    DateTime::parse_from_rfc3339(raw)
+        .or_else(|error| match unencoded_plus_offset(raw) {
+            // `+02:00` sent without percent-encoding arrives as ` 02:00` (form decoding turns
+            // `+` into a space); no valid instant ends that way, so the intent is unambiguous.
+            Some(repaired) => DateTime::parse_from_rfc3339(&repaired),
+            None => Err(error),
+        })
+        .map(|instant| Some(instant.with_timezone(&Utc)))
+        .map_err(|_| query_error(name, "datetime_parsing", DATETIME_PARSING))
+}
+
+/// `raw` with a trailing ` hh:mm` turned back into `+hh:mm`, if it ends that way.
+fn unencoded_plus_offset(raw: &str) -> Option<String> {
+    let split = raw.len().checked_sub(6)?;
+    let (instant, offset) = (raw.get(..split)?, raw.get(split..)?);
+    let offset = offset.strip_prefix(' ')?;
+    let well_formed = offset.len() == 5
+        && offset.bytes().enumerate().all(|(i, byte)| if i == 2 { byte == b':' } else { byte.is_ascii_digit() });
+    well_formed.then(|| format!("{instant}+{offset}"))
+}
+
+/// `limit` (default 100), with the same words as a list's `limit`; the domain owns the bounds.
+fn parse_limit(pairs: &[(String, String)]) -> Result<PageLimit, FieldError> {
+    let Some(raw) = last_value(pairs, "limit") else { return Ok(PageLimit::DEFAULT) };
+    let value = raw.parse::<i64>().map_err(|_| query_error("limit", "int_parsing", INT_PARSING))?;
+    u32::try_from(value).ok().and_then(|limit| PageLimit::new(limit).ok()).ok_or_else(|| {
+        if value < 1 {
+            query_error("limit", "greater_than_equal", ge(1))
+        } else {
+            query_error("limit", "less_than_equal", le(PageLimit::MAX.into()))
+        }
+    })
+}
+
 fn query_error(name: &str, kind: &str, msg: impl Into<String>) -> FieldError {
     FieldError::new(&["query", name], kind, msg)
 }
@@ -190,5 +346,28 @@ mod tests {
             ]
         );
         assert_eq!(problems("limit="), [("query.limit".into(), "int_parsing".into(), INT_PARSING.into())]);
+    }
+
+    #[test]
+    fn instants_need_an_offset_and_survive_an_unencoded_plus() {
+        let instant = |query: &str| parse_instant(&query_pairs(query), "from").map(|at| at.map(|at| at.to_rfc3339()));
+        assert_eq!(instant("").unwrap(), None);
+        for (query, utc) in [
+            ("from=2026-01-14T10:00:00Z", "2026-01-14T10:00:00+00:00"),
+            ("from=2026-01-14T10:00:00.5%2B02:00", "2026-01-14T08:00:00.500+00:00"),
+            ("from=2026-01-14T10:00:00+02:00", "2026-01-14T08:00:00+00:00"),
+            ("from=2026-01-14T10:00:00-05:30", "2026-01-14T15:30:00+00:00"),
+        ] {
+            assert_eq!(instant(query).unwrap().as_deref(), Some(utc), "{query}");
+        }
+        for bad in ["from=2026-01-14T10:00:00", "from=2026-01-14", "from=", "from=now", "from=2026-01-14T10:00:00+2:00"]
+        {
+            assert_eq!(instant(bad).unwrap_err().kind, "datetime_parsing", "{bad}");
+        }
+        assert_eq!(unencoded_plus_offset("x 02:00").as_deref(), Some("x+02:00"));
+        assert_eq!(unencoded_plus_offset(" 02:00").as_deref(), Some("+02:00"));
+        for untouched in ["x+02:00", "x 2:00", "x 02-00", "x 0a:00", "02:00", "é 02:0"] {
+            assert_eq!(unencoded_plus_offset(untouched), None, "{untouched}");
+        }
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod destinations;
 pub(crate) mod meta;
 pub(crate) mod pipelines;
 pub(crate) mod sources;
+pub(crate) mod wal;
 
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, HttpResponse};

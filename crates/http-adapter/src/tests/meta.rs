@@ -20,13 +20,18 @@ async fn liveness_is_always_healthy() {
 #[actix_web::test]
 async fn readiness_reports_each_check() {
     let mut mocks = Mocks::default();
-    mocks.health.expect_readiness().times(1).returning(|| Readiness {
-        database: Check { status: CheckStatus::Healthy, latency_ms: 3 },
-        wal_monitor: Check { status: CheckStatus::Disabled("WAL_MONITOR_ENABLED=false".into()), latency_ms: 0 },
+    let check = |status, latency_ms, last_tick_age_seconds| Check { status, latency_ms, last_tick_age_seconds };
+    mocks.health.expect_readiness().times(1).returning(move || Readiness {
+        database: check(CheckStatus::Healthy, 3, None),
+        wal_monitor: check(CheckStatus::Disabled("WAL_MONITOR_ENABLED=false".into()), 0, None),
     });
-    mocks.health.expect_readiness().times(1).returning(|| Readiness {
-        database: Check { status: CheckStatus::Unhealthy("connection refused".into()), latency_ms: 1000 },
-        wal_monitor: Check { status: CheckStatus::Healthy, latency_ms: 0 },
+    mocks.health.expect_readiness().times(1).returning(move || Readiness {
+        database: check(CheckStatus::Unhealthy("connection refused".into()), 1000, None),
+        wal_monitor: check(CheckStatus::Healthy, 0, Some(42)),
+    });
+    mocks.health.expect_readiness().times(1).returning(move || Readiness {
+        database: check(CheckStatus::Healthy, 2, None),
+        wal_monitor: check(CheckStatus::Unhealthy("no tick completed for 900 s".into()), 0, Some(900)),
     });
     let app = start(mocks).await;
 
@@ -45,8 +50,14 @@ async fn readiness_reports_each_check() {
         unready.json(),
         json!({"status": "unhealthy", "version": "1.2.3", "checks": {
             "database": {"status": "unhealthy", "latency_ms": 1000, "error": "connection refused"},
-            "wal_monitor": {"status": "healthy", "latency_ms": 0}
+            "wal_monitor": {"status": "healthy", "latency_ms": 0, "last_tick_age_seconds": 42}
         }})
+    );
+    let stalled = send(&app, TestRequest::get().uri("/api/v1/health")).await;
+    assert_eq!(stalled.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        stalled.json()["checks"]["wal_monitor"],
+        json!({"status": "unhealthy", "latency_ms": 0, "error": "no tick completed for 900 s", "last_tick_age_seconds": 900})
     );
 }
 
@@ -73,7 +84,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_the_error_body() {
 }
 
 /// Every route of the API, with the prefix.
-const ROUTES: [(&str, &str); 25] = [
+const ROUTES: [(&str, &str); 29] = [
     ("/health", "get"),
     ("/openapi.json", "get"),
     ("/metrics", "get"),
@@ -99,6 +110,10 @@ const ROUTES: [(&str, &str); 25] = [
     ("/api/v1/pipelines/{id}/start", "post"),
     ("/api/v1/pipelines/{id}/pause", "post"),
     ("/api/v1/pipelines/{id}/refresh", "post"),
+    ("/api/v1/metrics/wal", "get"),
+    ("/api/v1/wal-monitor", "get"),
+    ("/api/v1/wal-monitor/sources/{source_id}", "get"),
+    ("/api/v1/metrics/system", "get"),
 ];
 
 fn operations(document: &Value) -> BTreeSet<(String, String)> {
@@ -141,6 +156,13 @@ async fn the_openapi_document_lists_every_route_with_its_schemas() {
         "PipelineCreate",
         "PipelineUpdate",
         "HealthBody",
+        "SourceWalState",
+        "WalHistoryEntry",
+        "ReplicationSlot",
+        "SystemSample",
+        "WalMonitorStatus",
+        "SlotType",
+        "WalStatus",
     ] {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }

@@ -6,6 +6,7 @@ mod resources;
 mod security;
 mod serve;
 mod validation;
+mod wal;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -25,6 +26,7 @@ use rosetta_domain::{
     SnowflakeAccount, SnowflakeSettings, Source, SourceId, SourceName, Timestamp,
 };
 use rosetta_ports::inbound::{MockDestinationService, MockHealthService, MockPipelineService, MockSourceService};
+use rosetta_ports::wal::MockWalMonitorService;
 use serde_json::Value;
 
 use crate::app::{AppState, build_app};
@@ -40,6 +42,20 @@ pub(crate) struct Mocks {
     pub destinations: MockDestinationService,
     pub pipelines: MockPipelineService,
     pub health: MockHealthService,
+    pub wal_monitor: MockWalMonitorService,
+}
+
+impl Mocks {
+    /// The services the app is built with.
+    pub(crate) fn into_services(self) -> ApiServices {
+        ApiServices {
+            sources: Arc::new(self.sources),
+            destinations: Arc::new(self.destinations),
+            pipelines: Arc::new(self.pipelines),
+            health: Arc::new(self.health),
+            wal_monitor: Arc::new(self.wal_monitor),
+        }
+    }
 }
 
 /// Settings with authentication on and no rate limit.
@@ -103,13 +119,7 @@ pub(crate) async fn start_with(
     mocks: Mocks,
     settings: HttpSettings,
 ) -> impl Service<Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {
-    let services = ApiServices {
-        sources: Arc::new(mocks.sources),
-        destinations: Arc::new(mocks.destinations),
-        pipelines: Arc::new(mocks.pipelines),
-        health: Arc::new(mocks.health),
-    };
-    let state = AppState::new(services, &settings, metrics_handle()).expect("valid settings");
+    let state = AppState::new(mocks.into_services(), &settings, metrics_handle()).expect("valid settings");
     test::init_service(build_app(&state)).await
 }
 

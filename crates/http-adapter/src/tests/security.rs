@@ -14,7 +14,7 @@ fn list_ok(mocks: &mut Mocks) {
 }
 
 fn ready(mocks: &mut Mocks) {
-    let check = |status| Check { status, latency_ms: 1 };
+    let check = |status| Check { status, latency_ms: 1, last_tick_age_seconds: None };
     mocks.health.expect_readiness().returning(move || Readiness {
         database: check(CheckStatus::Healthy),
         wal_monitor: check(CheckStatus::Healthy),

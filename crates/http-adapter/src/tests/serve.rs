@@ -2,19 +2,12 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 
 use super::*;
 use crate::{RateLimit, serve};
 
 fn services() -> ApiServices {
-    let mocks = Mocks::default();
-    ApiServices {
-        sources: Arc::new(mocks.sources),
-        destinations: Arc::new(mocks.destinations),
-        pipelines: Arc::new(mocks.pipelines),
-        health: Arc::new(mocks.health),
-    }
+    Mocks::default().into_services()
 }
 
 fn listener() -> TcpListener {
