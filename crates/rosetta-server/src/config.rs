@@ -70,6 +70,12 @@ struct RawSettings {
     workers: Option<usize>,
     shutdown_timeout_seconds: u64,
     readiness_timeout_seconds: f64,
+    wal_monitor_enabled: bool,
+    wal_monitor_interval_seconds: u64,
+    wal_monitor_timeout_seconds: u64,
+    wal_monitor_concurrency: usize,
+    wal_metrics_retention_days: u32,
+    system_metrics_interval_seconds: u64,
 }
 
 impl Default for RawSettings {
@@ -95,6 +101,12 @@ impl Default for RawSettings {
             workers: None,
             shutdown_timeout_seconds: 30,
             readiness_timeout_seconds: 2.0,
+            wal_monitor_enabled: true,
+            wal_monitor_interval_seconds: 300,
+            wal_monitor_timeout_seconds: 30,
+            wal_monitor_concurrency: 64,
+            wal_metrics_retention_days: 7,
+            system_metrics_interval_seconds: 60,
         }
     }
 }
@@ -215,6 +227,21 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// The WAL monitor of this process.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// Each source is sampled once per interval.
+    pub interval: Duration,
+    /// Bound on connecting to and querying one source.
+    pub timeout: Duration,
+    /// Sources sampled at once.
+    pub concurrency: usize,
+    /// History older than this is deleted.
+    pub retention: Duration,
+    /// How often host CPU / memory / swap are sampled.
+    pub system_interval: Duration,
+}
+
 /// The validated configuration of one server process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -232,6 +259,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// Bound on the readiness database check.
     pub readiness_timeout: Duration,
+    /// The WAL monitor; `None` when `WAL_MONITOR_ENABLED=false`.
+    pub monitor: Option<MonitorConfig>,
 }
 
 impl Config {
@@ -317,6 +346,32 @@ impl Config {
         if level.is_empty() {
             return Err(invalid("LOG_LEVEL", "must not be empty"));
         }
+        let monitor = if raw.wal_monitor_enabled {
+            if raw.wal_monitor_interval_seconds < 1 {
+                return Err(invalid("WAL_MONITOR_INTERVAL_SECONDS", "must be at least 1"));
+            }
+            if !(1..=3600).contains(&raw.wal_monitor_timeout_seconds) {
+                return Err(invalid("WAL_MONITOR_TIMEOUT_SECONDS", "must be between 1 and 3600"));
+            }
+            if !(1..=10_000).contains(&raw.wal_monitor_concurrency) {
+                return Err(invalid("WAL_MONITOR_CONCURRENCY", "must be between 1 and 10000"));
+            }
+            if raw.wal_metrics_retention_days < 1 {
+                return Err(invalid("WAL_METRICS_RETENTION_DAYS", "must be at least 1"));
+            }
+            if raw.system_metrics_interval_seconds < 1 {
+                return Err(invalid("SYSTEM_METRICS_INTERVAL_SECONDS", "must be at least 1"));
+            }
+            Some(MonitorConfig {
+                interval: Duration::from_secs(raw.wal_monitor_interval_seconds),
+                timeout: Duration::from_secs(raw.wal_monitor_timeout_seconds),
+                concurrency: raw.wal_monitor_concurrency,
+                retention: Duration::from_secs(u64::from(raw.wal_metrics_retention_days) * 24 * 3600),
+                system_interval: Duration::from_secs(raw.system_metrics_interval_seconds),
+            })
+        } else {
+            None
+        };
         let (default_host, default_format) = match raw.app_env {
             Profile::Development => ("127.0.0.1", LogFormat::Text),
             Profile::Production => ("0.0.0.0", LogFormat::Json),
@@ -342,6 +397,7 @@ impl Config {
             log: LogConfig { level, format: raw.log_format.unwrap_or(default_format) },
             auto_migrate: raw.auto_migrate,
             readiness_timeout: Duration::from_secs_f64(raw.readiness_timeout_seconds),
+            monitor,
         })
     }
 }
@@ -368,6 +424,12 @@ const KEYS: &[&str] = &[
     "workers",
     "shutdown_timeout_seconds",
     "readiness_timeout_seconds",
+    "wal_monitor_enabled",
+    "wal_monitor_interval_seconds",
+    "wal_monitor_timeout_seconds",
+    "wal_monitor_concurrency",
+    "wal_metrics_retention_days",
+    "system_metrics_interval_seconds",
 ];
 
 fn parse_api_keys(keys: Option<&str>, key: Option<&str>) -> Result<Vec<String>, ConfigError> {
@@ -419,6 +481,9 @@ mod tests {
             assert_eq!(config.http.body_limit_bytes, 65_536);
             assert!(config.http.api_keys.is_empty() && config.auto_migrate);
             assert_eq!(config.log.format, LogFormat::Text);
+            let monitor = config.monitor.ok_or("monitor enabled by default")?;
+            assert_eq!((monitor.interval, monitor.timeout), (Duration::from_secs(300), Duration::from_secs(30)));
+            assert_eq!(monitor.retention, Duration::from_secs(7 * 86_400));
             Ok(())
         });
     }
@@ -454,6 +519,11 @@ mod tests {
             jail.set_env("SECRET_KEY", SECRET);
             jail.set_env("DB_POOL_SIZE", "0");
             assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("DB_POOL_SIZE"));
+            jail.set_env("DB_POOL_SIZE", "5");
+            jail.set_env("WAL_MONITOR_INTERVAL_SECONDS", "0");
+            assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("WAL_MONITOR_INTERVAL_SECONDS"));
+            jail.set_env("WAL_MONITOR_ENABLED", "false");
+            assert!(load(jail).map_err(|e| e.to_string())?.monitor.is_none(), "a disabled monitor is not validated");
             Ok(())
         });
     }

@@ -2,18 +2,25 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use rosetta_application::{DestinationManager, PipelineManager, ReadinessChecker, SourceManager, SystemClock};
-use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit};
-use rosetta_ports::outbound::{Clock, SecretCipher};
-use rosetta_postgres_adapter::{
-    PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore, StoreSettings,
-    XChaChaSecretCipher,
+use metrics_util::MetricKindMask;
+use rosetta_application::{
+    DestinationManager, PipelineManager, ReadinessChecker, SourceManager, SystemClock, WalMonitorReader,
 };
+use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit};
+use rosetta_ports::outbound::{Clock, SecretCipher, SourceRepository};
+use rosetta_ports::wal::{SystemMetricsRepository, WalMetricsRepository};
+use rosetta_postgres_adapter::{
+    PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
+    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreSettings, XChaChaSecretCipher,
+};
+use rosetta_wal_monitor::{PostgresSourceProbe, SamplerPorts, SamplerSettings, SysinfoHostProbe, WalSampler};
+use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, MonitorConfig};
 
 /// Applies pending migrations to the metadata database.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
@@ -23,7 +30,9 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade allows one per process).
-fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+/// Gauges not updated for `stale_after` disappear, so a dropped slot or a source another process
+/// now samples stops being reported instead of showing its last value forever.
+fn metrics_handle(stale_after: Duration) -> anyhow::Result<PrometheusHandle> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
@@ -31,6 +40,7 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     let recorder = PrometheusBuilder::new()
         .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
         .context("configuring histogram buckets")?
+        .idle_timeout(MetricKindMask::GAUGE, Some(stale_after))
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
@@ -42,6 +52,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     store: PostgresStore,
+    sampler: Option<WalSampler>,
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -66,12 +78,28 @@ impl Application {
             XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let source_repository: Arc<dyn SourceRepository> =
+            Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher)));
+        let wal_repository: Arc<dyn WalMetricsRepository> = Arc::new(PostgresWalMetricsRepository::new(store.clone()));
+        let system_repository: Arc<dyn SystemMetricsRepository> =
+            Arc::new(PostgresSystemMetricsRepository::new(store.clone()));
+        let sampler = match &config.monitor {
+            Some(monitor) => Some(WalSampler::new(
+                SamplerPorts {
+                    sources: Arc::clone(&source_repository),
+                    wal: Arc::clone(&wal_repository),
+                    system: Arc::clone(&system_repository),
+                    probe: Arc::new(PostgresSourceProbe::new()),
+                    host: Arc::new(SysinfoHostProbe::new().context("reading host metrics")?),
+                    clock: Arc::clone(&clock),
+                },
+                sampler_settings(monitor),
+            )),
+            None => None,
+        };
 
         let services = ApiServices {
-            sources: Arc::new(SourceManager::new(
-                Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher))),
-                Arc::clone(&clock),
-            )),
+            sources: Arc::new(SourceManager::new(source_repository, Arc::clone(&clock))),
             destinations: Arc::new(DestinationManager::new(
                 Arc::new(PostgresDestinationRepository::new(store.clone(), Arc::clone(&cipher))),
                 Arc::clone(&clock),
@@ -80,7 +108,13 @@ impl Application {
                 Arc::new(PostgresPipelineRepository::new(store.clone())),
                 Arc::clone(&clock),
             )),
-            health: Arc::new(ReadinessChecker::new(Arc::new(store.clone()), config.readiness_timeout)),
+            wal_monitor: Arc::new(WalMonitorReader::new(wal_repository, system_repository)),
+            health: Arc::new(ReadinessChecker::new(
+                Arc::new(store.clone()),
+                config.readiness_timeout,
+                sampler.as_ref().map(WalSampler::heartbeat),
+                Arc::clone(&clock),
+            )),
         };
         let http = &config.http;
         let settings = HttpSettings {
@@ -95,7 +129,8 @@ impl Application {
         let listener = TcpListener::bind((http.host.as_str(), http.port))
             .with_context(|| format!("binding {}:{}", http.host, http.port))?;
         let address = listener.local_addr().context("reading the bound address")?;
-        let server = rosetta_http_adapter::serve(listener, services, settings, metrics_handle()?)
+        let stale_after = config.monitor.as_ref().map_or(Duration::from_secs(900), |m| m.interval * 3);
+        let server = rosetta_http_adapter::serve(listener, services, settings, metrics_handle(stale_after)?)
             .context("starting the HTTP server")?;
         tracing::info!(
             address = %address,
@@ -103,7 +138,7 @@ impl Application {
             auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
             "listening"
         );
-        Ok(Self { server, address, store })
+        Ok(Self { server, address, store, sampler, shutdown_grace: http.shutdown_timeout })
     }
 
     /// The bound address (useful with `PORT=0`).
@@ -111,24 +146,56 @@ impl Application {
         self.address
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then stops accepting, lets in-flight requests finish
-    /// (within the shutdown timeout) and closes the pool.
+    /// Serves (and samples WAL) until SIGTERM or Ctrl-C; then stops accepting, lets in-flight
+    /// requests and the current WAL tick finish (within the shutdown timeout), releases the
+    /// monitor's leases and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        let (stop_monitor, monitor_stopped) = watch::channel(false);
+        let monitor = self.sampler.map(|sampler| tokio::spawn(sampler.run(monitor_stopped, self.shutdown_grace)));
         let outcome = tokio::select! {
             finished = &mut server => finished,
             () = shutdown_signal() => {
-                tracing::info!("shutdown requested: finishing in-flight requests");
+                tracing::info!("shutdown requested: finishing in-flight requests and the current WAL tick");
+                let _ = stop_monitor.send(true);
                 handle.stop(true).await;
                 server.await
             }
         };
+        let _ = stop_monitor.send(true);
+        if let Some(monitor) = monitor
+            && let Err(error) = monitor.await
+        {
+            tracing::error!(%error, "the WAL monitor task failed");
+        }
         self.store.close();
         outcome.context("HTTP server task failed")?.context("HTTP server failed")?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn sampler_settings(monitor: &MonitorConfig) -> SamplerSettings {
+    SamplerSettings {
+        interval: monitor.interval,
+        timeout: monitor.timeout,
+        concurrency: monitor.concurrency,
+        retention: monitor.retention,
+        system_interval: monitor.system_interval,
+        owner: lease_owner(),
+    }
+}
+
+/// A lease owner unique to this process, readable in the database: `host:pid:random`.
+fn lease_owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rosetta".into());
+    format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,6 @@
 //! Logging: one `tracing` subscriber for the process, JSON or text, filtered by `LOG_LEVEL`.
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -12,16 +11,11 @@ pub fn init(config: &LogConfig) {
         EnvFilter::new("info")
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
-    // Span close events carry the request span (request id, status, latency): the access log.
+    // The HTTP adapter writes one access line per request inside the request span, so each
+    // event carries the span's fields (request id, route) and no span events are needed.
     let installed = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_span_events(FmtSpan::CLOSE)
-            .try_init(),
-        LogFormat::Text => builder.with_span_events(FmtSpan::CLOSE).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => builder.try_init(),
     };
     if installed.is_err() {
         tracing::debug!("a tracing subscriber is already installed");

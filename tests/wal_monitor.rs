@@ -1,0 +1,194 @@
+//! Black-box tests of the WAL monitor: real server processes, real source clusters with real
+//! replication slots, one shared metadata database.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use rosetta_test_support::{ClusterOptions, PgCluster};
+use serde_json::{Value, json};
+use support::{TestApp, fresh_database};
+
+async fn start_cluster() -> PgCluster {
+    tokio::task::spawn_blocking(|| PgCluster::start(ClusterOptions::default()))
+        .await
+        .expect("join")
+        .expect("throwaway source cluster")
+}
+
+async fn superuser(cluster: &PgCluster) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect to source");
+    tokio::spawn(connection);
+    client
+}
+
+/// Registers `cluster`'s `postgres` database as a source and returns its id.
+async fn register(app: &TestApp, name: &str, cluster: &PgCluster) -> i64 {
+    let body = json!({
+        "name": name, "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
+        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
+    });
+    let response = app.post("/api/v1/sources", &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id")
+}
+
+/// Polls `GET path` until `done` accepts the JSON body or `limit` passes.
+async fn poll_until(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let body: Value = app.get(path).await.json().await.expect("JSON");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied the condition; last body: {body:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const FAST_MONITOR: &[(&str, &str)] = &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2")];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inactive_slot_shows_its_retained_wal_in_the_api_and_in_metrics() {
+    let source = start_cluster().await;
+    let admin = superuser(&source).await;
+    admin.execute("SELECT pg_create_logical_replication_slot('idle_cdc', 'test_decoding')", &[]).await.expect("slot");
+    admin
+        .batch_execute("CREATE TABLE t(id bigint, pad text); INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;")
+        .await
+        .expect("generate WAL");
+
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST_MONITOR).await;
+    let id = register(&app, "idle-source", &source).await;
+
+    let state = poll_until(&app, &format!("/api/v1/wal-monitor/sources/{id}"), Duration::from_secs(10), |s| {
+        s["status"] == "IDLE"
+    })
+    .await;
+    let slot = state["slots"]
+        .as_array()
+        .and_then(|slots| slots.iter().find(|s| s["slot_name"] == "idle_cdc"))
+        .expect("slot listed");
+    let retained = slot["retained_bytes"].as_u64().expect("retained bytes");
+    assert!(retained > 2_000_000, "20k rows of WAL are pinned, got {retained}");
+    assert_eq!((slot["active"].as_bool(), slot["slot_type"].as_str()), (Some(false), Some("logical")));
+    assert!(state["current_lsn"].as_str().is_some_and(|lsn| lsn.contains('/')));
+    assert!(state["size_bytes"].as_u64().is_some_and(|size| size >= retained));
+
+    let listed: Value = app.get("/api/v1/wal-monitor").await.json().await.expect("JSON");
+    assert!(listed.as_array().is_some_and(|states| states.iter().any(|s| s["source_id"] == id)));
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    let gauge = metrics
+        .lines()
+        .find(|line| line.starts_with("rosetta_wal_slot_retained_bytes") && line.contains("slot_name=\"idle_cdc\""))
+        .unwrap_or_else(|| panic!("no retained-bytes gauge for the slot:\n{metrics}"));
+    assert!(gauge.contains(&format!("source_id=\"{id}\"")), "{gauge}");
+    let history: Value =
+        app.get(&format!("/api/v1/metrics/wal?source_id={id}&limit=5")).await.json().await.expect("JSON");
+    assert!(history.as_array().is_some_and(|rows| !rows.is_empty() && rows[0]["size_bytes"].as_u64().is_some()));
+    let readiness: Value =
+        app.client.get(app.url("/api/v1/health")).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(readiness["checks"]["wal_monitor"]["status"], "healthy");
+
+    // Consuming the slot releases the WAL it pinned.
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    admin.batch_execute("CHECKPOINT; INSERT INTO t VALUES (0, 'x');").await.expect("checkpoint");
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    poll_until(&app, &format!("/api/v1/wal-monitor/sources/{id}"), Duration::from_secs(10), |s| {
+        s["slots"][0]["retained_bytes"].as_u64().is_some_and(|now| now < retained / 2)
+    })
+    .await;
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_source_is_an_error_while_the_others_stay_on_schedule() {
+    let (healthy, failing) = tokio::join!(start_cluster(), start_cluster());
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST_MONITOR).await;
+    let healthy_id = register(&app, "healthy", &healthy).await;
+    let failing_id = register(&app, "failing", &failing).await;
+    let path = |id: i64| format!("/api/v1/wal-monitor/sources/{id}");
+    let before = poll_until(&app, &path(failing_id), Duration::from_secs(10), |s| s["status"] == "ACTIVE").await;
+
+    failing.stop().expect("stop the source");
+    let stopped_at = Instant::now();
+    let failed = poll_until(&app, &path(failing_id), Duration::from_secs(10), |s| s["status"] == "ERROR").await;
+    assert!(stopped_at.elapsed() < Duration::from_secs(6), "ERROR within interval + timeout");
+    assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(failed["current_lsn"], before["current_lsn"], "an error keeps the last good values");
+
+    // Meanwhile the healthy source keeps being sampled about once per second.
+    let count = |rows: &Value| rows.as_array().map_or(0, Vec::len);
+    let query = format!("/api/v1/metrics/wal?source_id={healthy_id}&limit=1000");
+    let first = count(&app.get(&query).await.json().await.expect("JSON"));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let second = count(&app.get(&query).await.json().await.expect("JSON"));
+    assert!(second - first >= 3, "healthy source sampled {} times in 4 s", second - first);
+    let history: Value =
+        app.get(&format!("/api/v1/metrics/wal?source_id={failing_id}&limit=1")).await.json().await.expect("JSON");
+    assert_eq!(history[0]["status"], "ERROR");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_share_the_sources_and_one_takes_over_when_the_other_dies() {
+    let source = start_cluster().await;
+    let database = fresh_database().await;
+    let interval: u32 = 2;
+    let settings: &[(&str, &str)] = &[("WAL_MONITOR_INTERVAL_SECONDS", "2"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2")];
+    let first = TestApp::spawn_with(database.url(), settings).await;
+    let mut second = TestApp::spawn_with(database.url(), settings).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(register(&first, &format!("shared-{i}"), &source).await);
+    }
+    tokio::time::sleep(Duration::from_secs(7)).await;
+
+    let (metadata, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    // Seconds between consecutive samples of each source, over both processes.
+    let all_gaps: Vec<f64> = metadata
+        .query(
+            "SELECT gap FROM (SELECT extract(epoch FROM recorded_at - lag(recorded_at) \
+                 OVER (PARTITION BY source_id ORDER BY recorded_at))::float8 AS gap FROM wal_metrics) g \
+             WHERE gap IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("gaps")
+        .iter()
+        .map(|row| row.get::<_, f64>(0))
+        .collect();
+    assert!(!all_gaps.is_empty(), "sources were sampled repeatedly");
+    let shortest = all_gaps.iter().copied().fold(f64::MAX, f64::min);
+    assert!(shortest >= f64::from(interval) * 0.9, "a source was sampled twice within one interval ({shortest:.3} s)");
+    let per_source: i64 =
+        metadata.query_one("SELECT count(DISTINCT source_id) FROM wal_metrics", &[]).await.expect("count").get(0);
+    assert_eq!(per_source, 8);
+
+    // Kill one process without letting it release anything; the other covers every source.
+    let killed = tokio::task::spawn_blocking(move || {
+        let status = std::process::Command::new("kill").args(["-KILL", &second.pid().to_string()]).status();
+        let _ = second.wait_for_exit(Duration::from_secs(5));
+        status
+    });
+    assert!(killed.await.expect("join").expect("kill").success());
+    let killed_at = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_secs(u64::from(interval) * 2 + 2)).await;
+    let covered: i64 = metadata
+        .query_one("SELECT count(DISTINCT source_id) FROM wal_metrics WHERE recorded_at > $1", &[&killed_at])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(covered, 8, "the surviving process samples every source");
+    drop(first);
+}
