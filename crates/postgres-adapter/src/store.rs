@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::Runtime;
-use deadpool::managed::{PoolError, Timeouts};
+use deadpool::managed::{Manager, Metrics, PoolError, QueueMode, RecycleResult, Timeouts};
 use diesel::IntoSql;
 use diesel::sql_types::Integer;
 use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
+};
 use rosetta_ports::outbound::{MetadataHealth, RepositoryError};
 
 use crate::error::{Failure, is_connection_loss, may_be_outage};
@@ -26,7 +27,7 @@ use crate::error::{Failure, is_connection_loss, may_be_outage};
 /// idle, blocking every writer of those rows. Closing it makes the server roll back at once.
 pub(crate) struct Lease {
     /// `Some` until the lease is settled or dropped.
-    conn: Option<Object<AsyncPgConnection>>,
+    conn: Option<deadpool::managed::Object<MetadataConnections>>,
 }
 
 impl Deref for Lease {
@@ -53,7 +54,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             // Detached from the pool, the connection closes when dropped here.
-            drop(Object::take(conn));
+            drop(deadpool::managed::Object::take(conn));
         }
     }
 }
@@ -100,12 +101,12 @@ pub enum StoreError {
 /// The metadata database: a deadpool of diesel-async connections shared by the repositories.
 /// Cheap to clone (clones share the pool).
 ///
-/// Connections are opened on demand, so a store can be built while the database is down; each
-/// one is checked with `SELECT 1` before reuse, so connections broken by a database restart are
-/// replaced instead of failing requests.
+/// Connections are opened on demand, so a store can be built while the database is down; one
+/// that sat idle is checked with `SELECT 1` before reuse, so connections broken by a database
+/// restart are replaced instead of failing requests (see [`MetadataConnections`]).
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool<AsyncPgConnection>,
+    pool: deadpool::managed::Pool<MetadataConnections>,
     connection_timeout: Duration,
 }
 
@@ -136,16 +137,22 @@ impl PostgresStore {
         }
         let mut config = ManagerConfig::default();
         // Verified (the default, spelled out because recovery depends on it): a pooled
-        // connection answers `SELECT 1` before it is handed out, so after a database restart
-        // dead connections are dropped and new ones opened.
+        // connection that sat idle answers `SELECT 1` before it is handed out, so after a
+        // database restart dead connections are dropped and new ones opened.
         config.recycling_method = RecyclingMethod::Verified;
         // A healthy connection answers that check in milliseconds; one that hangs is given up
         // early enough to open a new connection within the same request.
         let recycle_timeout = connection_timeout / 4;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-        let pool = Pool::builder(manager)
+        let manager = MetadataConnections {
+            inner: AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
+        };
+        let pool = deadpool::managed::Pool::builder(manager)
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
+            // The most recently returned connection first: a few hot backends serve the load
+            // (warm caches, busy connections skip the idle check) instead of every pooled
+            // connection in turn.
+            .queue_mode(QueueMode::Lifo)
             .timeouts(Timeouts {
                 wait: Some(connection_timeout),
                 create: Some(connection_timeout),
@@ -223,6 +230,35 @@ impl PostgresStore {
             }
             Err(Failure::Database(err)) => Err(RepositoryError::Unexpected(Box::new(err))),
         }
+    }
+}
+
+/// How long a pooled connection may have been out of use and still be handed out without a
+/// `SELECT 1` first. Under load connections come back within milliseconds and the check would
+/// double the round trips of every request; a connection idle for longer is checked, which is
+/// what catches connections a database restart broke.
+const VERIFY_IDLE_AFTER: Duration = Duration::from_millis(500);
+
+/// diesel-async's connection manager, verifying only connections that sat idle (see
+/// [`VERIFY_IDLE_AFTER`]). A connection known to be broken (closed socket, broken transaction)
+/// is never reused.
+pub(crate) struct MetadataConnections {
+    inner: AsyncDieselConnectionManager<AsyncPgConnection>,
+}
+
+impl Manager for MetadataConnections {
+    type Type = AsyncPgConnection;
+    type Error = diesel_async::pooled_connection::PoolError;
+
+    async fn create(&self) -> Result<AsyncPgConnection, Self::Error> {
+        self.inner.create().await
+    }
+
+    async fn recycle(&self, conn: &mut AsyncPgConnection, metrics: &Metrics) -> RecycleResult<Self::Error> {
+        if metrics.last_used() < VERIFY_IDLE_AFTER && !conn.is_broken() {
+            return Ok(());
+        }
+        self.inner.recycle(conn, metrics).await
     }
 }
 

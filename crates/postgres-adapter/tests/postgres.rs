@@ -311,7 +311,9 @@ async fn a_hung_pooled_connection_is_replaced_within_the_timeout() {
         .await
         .unwrap()
         .get(0);
-    // The pooled connection's server process stops answering (as behind a network partition).
+    // The pooled connection's server process stops answering (as behind a network partition)
+    // after the connection sat idle long enough to be checked before reuse.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     signal(pid, "STOP");
     let started = Instant::now();
     let checked = store.check_connection().await;
@@ -319,6 +321,31 @@ async fn a_hung_pooled_connection_is_replaced_within_the_timeout() {
     signal(pid, "CONT");
     checked.unwrap();
     assert!(elapsed < timeout, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_connection_used_a_moment_ago_costs_one_call_then_is_replaced() {
+    let database = support::fresh_database().await;
+    let timeout = Duration::from_secs(1);
+    let store = support::store(database.url(), 1, timeout);
+    store.check_connection().await.unwrap();
+    let raw = support::raw_client(database.url()).await;
+    let pid: i32 = raw
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Busy connections are not pinged before reuse (it would double every request's round
+    // trips): the first call on the hung one fails within the timeout and closes it…
+    signal(pid, "STOP");
+    let first = store.check_connection().await;
+    signal(pid, "CONT");
+    assert!(matches!(first, Err(RepositoryError::Unavailable(_))), "{first:?}");
+    // …and the next call gets a new connection.
+    store.check_connection().await.unwrap();
 }
 
 fn signal(pid: i32, name: &str) {
