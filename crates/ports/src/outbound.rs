@@ -89,6 +89,11 @@ pub trait SourceRepository: Send + Sync {
     /// Everything needed to log in to the source, with the password opened.
     /// Errors: `NotFound`; `Unexpected` when the stored password cannot be opened.
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError>;
+
+    /// [`SourceRepository::connection`] for many sources in one round trip (the WAL monitor
+    /// reads hundreds per tick). Ids that do not exist are left out; the order is unspecified.
+    /// Errors: `Unexpected` when a stored password cannot be opened.
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError>;
 }
 
 /// Stores destinations. Private-key passphrases are stored sealed, like source passwords.

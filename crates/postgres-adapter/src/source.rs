@@ -257,16 +257,30 @@ impl SourceRepository for PostgresSourceRepository {
     }
 
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
+        let mut found = self.connections(&[id]).await?;
+        found.pop().ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })
+    }
+
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         let mut conn = self.store.connection().await?;
         let result = sources::table
-            .find(id.get())
+            .filter(sources::id.eq_any(raw))
             .select(ConnectionRow::as_select())
-            .first(&mut conn)
+            .load(&mut conn)
             .await
-            .optional()
-            .map_err(Failure::from)
-            .and_then(|row| row.ok_or_else(|| not_found(EntityKind::Source, id.get())));
-        let row = self.store.settle(conn, result).await?;
+            .map_err(Failure::from);
+        let rows = self.store.settle(conn, result).await?;
+        rows.into_iter().map(|row| self.open_connection(row)).collect()
+    }
+}
+
+impl PostgresSourceRepository {
+    /// A stored connection row with its password opened.
+    fn open_connection(&self, row: ConnectionRow) -> Result<SourceConnection, RepositoryError> {
         let pg_password = row
             .pg_password_sealed
             .map(|sealed| self.cipher.open(&sealed, source_password_slot(row.id)))

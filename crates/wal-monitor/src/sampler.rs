@@ -7,11 +7,12 @@
 //! and publishes gauges. A source that hangs or fails only costs its own slot of concurrency for
 //! at most its deadline; it never delays or fails another source.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rosetta_domain::{SourceId, Timestamp, WalSample};
+use rosetta_domain::{SourceConnection, SourceId, Timestamp, WalSample};
 use rosetta_ports::outbound::{Clock, RepositoryError, SourceRepository};
 use rosetta_ports::wal::{
     HostProbe, MonitorHeartbeat, ProbeError, SampleOutcome, SourceProbe, SystemMetricsRepository, WalMetricsRepository,
@@ -216,10 +217,21 @@ impl WalSampler {
             let next_sample_at = now + chrono_duration(self.settings.interval);
             let batch = claimed.len();
             report.sampled += batch;
+            // One round trip for the whole batch's connection settings, so the monitor never
+            // competes with API requests for more than a couple of pooled connections.
+            let mut settings: HashMap<SourceId, SourceConnection> = match self.ports.sources.connections(&claimed).await
+            {
+                Ok(found) => found.into_iter().map(|c| (c.source_id, c)).collect(),
+                Err(error) => {
+                    // The leases expire and the sources are claimed again.
+                    log_repository_error("reading the sources' connection settings", &error);
+                    return report;
+                }
+            };
             // Outcomes are recorded as they arrive, so a source that hangs until its deadline
             // delays nobody else's history row.
             let mut outcomes = futures::stream::iter(claimed)
-                .map(|source_id| self.sample_one(source_id))
+                .map(|source_id| self.sample_one(source_id, settings.remove(&source_id)))
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .ready_chunks(RECORD_BATCH);
             while let Some(chunk) = outcomes.next().await {
@@ -237,7 +249,10 @@ impl WalSampler {
         if let Ok(mut last) = self.heartbeat.last_tick.lock() {
             *last = Some(self.ports.clock.now());
         }
-        self.ports.probe.close_idle(Instant::now() - self.settings.interval.saturating_mul(3));
+        // `Instant` counts from boot: shortly after boot there is nothing that old to close.
+        if let Some(idle_since) = Instant::now().checked_sub(self.settings.interval.saturating_mul(3)) {
+            self.ports.probe.close_idle(idle_since);
+        }
         metrics::histogram!("rosetta_wal_monitor_tick_duration_seconds").record(report.duration.as_secs_f64());
         metrics::gauge!("rosetta_wal_monitor_open_connections").set(self.ports.probe.open_connections() as f64);
         metrics::gauge!("rosetta_wal_monitor_last_tick_timestamp_seconds")
@@ -254,10 +269,11 @@ impl WalSampler {
     }
 
     /// Samples one source with retries and capped backoff, never past its deadline.
-    async fn sample_one(&self, source_id: SourceId) -> SampleOutcome {
+    /// `connection` is `None` when the source was deleted after it was claimed.
+    async fn sample_one(&self, source_id: SourceId, connection: Option<SourceConnection>) -> SampleOutcome {
         let deadline = Instant::now() + self.settings.sample_deadline();
-        let result = match self.ports.sources.connection(source_id).await {
-            Ok(connection) => {
+        let result = match connection {
+            Some(connection) => {
                 let mut backoff = FIRST_BACKOFF;
                 let mut attempt = 1;
                 loop {
@@ -278,11 +294,7 @@ impl WalSampler {
                     }
                 }
             }
-            Err(RepositoryError::NotFound { .. }) => Err(ProbeError::Connect("the source was deleted".into())),
-            Err(error) => {
-                log_repository_error("reading a source's connection settings", &error);
-                Err(ProbeError::Connect("connection settings unavailable".into()))
-            }
+            None => Err(ProbeError::Connect("the source was deleted".into())),
         };
         publish(source_id, &result);
         SampleOutcome {
@@ -410,11 +422,10 @@ fn chrono_duration(duration: Duration) -> chrono::TimeDelta {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use async_trait::async_trait;
-    use rosetta_domain::{Lsn, SourceConnection, SystemSample};
+    use rosetta_domain::{Lsn, SystemSample};
     use rosetta_ports::outbound::{MockClock, MockSourceRepository};
     use rosetta_ports::testing::{fixed_time, new_source};
     use rosetta_ports::wal::{MockHostProbe, MockSystemMetricsRepository, MockWalMetricsRepository};
@@ -491,16 +502,19 @@ mod tests {
 
     fn sampler(ids: Vec<i64>, scripts: HashMap<i64, Script>, settings: SamplerSettings) -> (WalSampler, Recorded) {
         let mut sources = MockSourceRepository::new();
-        sources.expect_connection().returning(|id| {
+        sources.expect_connections().returning(|ids| {
             let new = new_source("s", Some("pw"));
-            Ok(SourceConnection {
-                source_id: id,
-                pg_host: new.pg_host,
-                pg_port: new.pg_port,
-                pg_database: new.pg_database,
-                pg_username: new.pg_username,
-                pg_password: new.pg_password,
-            })
+            Ok(ids
+                .iter()
+                .map(|&id| SourceConnection {
+                    source_id: id,
+                    pg_host: new.pg_host.clone(),
+                    pg_port: new.pg_port,
+                    pg_database: new.pg_database.clone(),
+                    pg_username: new.pg_username.clone(),
+                    pg_password: new.pg_password.clone(),
+                })
+                .collect())
         });
         let mut wal = MockWalMetricsRepository::new();
         let claims = AtomicU32::new(0);

@@ -200,22 +200,30 @@ impl SourceRepository for InMemoryStore {
     }
 
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
+        let mut found = self.connections(&[id]).await?;
+        found.pop().ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })
+    }
+
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError> {
         let state = self.lock()?;
-        let (source, sealed) =
-            state.sources.get(&id).ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })?;
-        let password = sealed
-            .as_ref()
-            .map(|bytes| self.cipher.open(bytes, SOURCE_PASSWORD(id)))
-            .transpose()
-            .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
-        Ok(SourceConnection {
-            source_id: id,
-            pg_host: source.pg_host.clone(),
-            pg_port: source.pg_port,
-            pg_database: source.pg_database.clone(),
-            pg_username: source.pg_username.clone(),
-            pg_password: password,
-        })
+        ids.iter()
+            .filter_map(|id| state.sources.get(id).map(|entry| (*id, entry)))
+            .map(|(id, (source, sealed))| {
+                let password = sealed
+                    .as_ref()
+                    .map(|bytes| self.cipher.open(bytes, SOURCE_PASSWORD(id)))
+                    .transpose()
+                    .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
+                Ok(SourceConnection {
+                    source_id: id,
+                    pg_host: source.pg_host.clone(),
+                    pg_port: source.pg_port,
+                    pg_database: source.pg_database.clone(),
+                    pg_username: source.pg_username.clone(),
+                    pg_password: password,
+                })
+            })
+            .collect()
     }
 }
 

@@ -174,6 +174,14 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         );
         assert_eq!(ok!(case, store.sources.get(created.id)), cleared, "[{case}] get after update");
 
+        let other = ok!(case, store.sources.create(new_source("b", Some("other")), fixed_time(6)));
+        let mut batch = ok!(case, store.sources.connections(&[other.id, SourceId::new(987_654), created.id]));
+        batch.sort_by_key(|c| c.source_id);
+        let summary: Vec<_> =
+            batch.iter().map(|c| (c.source_id, c.pg_password.as_ref().map(|p| p.expose().to_owned()))).collect();
+        assert_eq!(summary, vec![(created.id, None), (other.id, Some("other".to_owned()))], "[{case}] batch lookup");
+        assert!(ok!(case, store.sources.connections(&[])).is_empty(), "[{case}] empty batch");
+
         let unchanged = ok!(case, store.sources.update(created.id, SourcePatch::default(), fixed_time(5)));
         assert_eq!(unchanged, cleared, "[{case}] an empty patch changes nothing");
     }
