@@ -28,8 +28,9 @@ build: ## Debug build
 release: ## Release build of the server
 	$(CARGO) build --release -p rosetta-server
 
-bench: ## Load benchmarks against a release build (figures go in README.md)
+bench: ## Benchmarks against a release build: API load, then the WAL monitor at 1000 sources / 10M rows
 	@scripts/bench.sh
+	@BENCH_SKIP_BUILD=1 scripts/bench-wal.sh
 
 db-start: ## Start the project-local PostgreSQL
 	@scripts/dev-postgres.sh start
