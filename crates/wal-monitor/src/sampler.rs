@@ -71,8 +71,10 @@ pub struct TickReport {
 
 /// Sources claimed per round trip; a tick keeps claiming until nothing is due.
 const CLAIM_BATCH: u32 = 500;
-/// Outcomes recorded per transaction at most.
+/// Outcomes recorded per transaction, about (a transaction takes what has arrived).
 const RECORD_BATCH: usize = 250;
+/// Batches waiting to be recorded before sampling waits for the recorder.
+const RECORD_QUEUE: usize = 16;
 /// History rows deleted per statement, so retention never holds long locks.
 const RETENTION_BATCH: u32 = 5_000;
 /// Retention deletes at most this many batches per tick; the rest waits for the next tick.
@@ -229,17 +231,43 @@ impl WalSampler {
                 }
             };
             // Outcomes are recorded as they arrive, so a source that hangs until its deadline
-            // delays nobody else's history row.
-            let mut outcomes = futures::stream::iter(claimed)
+            // delays nobody else's history row. Sampling and recording run side by side: the
+            // samples in flight keep being polled while a batch is written (a bounded channel
+            // between them), so recording never stalls sampling nor waits on it.
+            let outcomes = futures::stream::iter(claimed)
                 .map(|source_id| self.sample_one(source_id, settings.remove(&source_id)))
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .ready_chunks(RECORD_BATCH);
-            while let Some(chunk) = outcomes.next().await {
-                report.failed += chunk.iter().filter(|o| o.result.is_err()).count();
-                if let Err(error) = self.ports.wal.record_outcomes(&self.settings.owner, chunk, next_sample_at).await {
-                    log_repository_error("recording WAL samples", &error);
+            let (to_record, mut recording) = tokio::sync::mpsc::channel::<Vec<SampleOutcome>>(RECORD_QUEUE);
+            let sample = async {
+                let mut failed = 0;
+                let mut outcomes = std::pin::pin!(outcomes);
+                while let Some(chunk) = outcomes.next().await {
+                    failed += chunk.iter().filter(|o| o.result.is_err()).count();
+                    if to_record.send(chunk).await.is_err() {
+                        break;
+                    }
                 }
-            }
+                drop(to_record);
+                failed
+            };
+            let record = async {
+                while let Some(mut chunk) = recording.recv().await {
+                    // Whatever else finished meanwhile goes into the same transaction.
+                    while chunk.len() < RECORD_BATCH
+                        && let Ok(more) = recording.try_recv()
+                    {
+                        chunk.extend(more);
+                    }
+                    if let Err(error) =
+                        self.ports.wal.record_outcomes(&self.settings.owner, chunk, next_sample_at).await
+                    {
+                        log_repository_error("recording WAL samples", &error);
+                    }
+                }
+            };
+            let (failed, ()) = tokio::join!(sample, record);
+            report.failed += failed;
             if batch < CLAIM_BATCH as usize {
                 break;
             }
