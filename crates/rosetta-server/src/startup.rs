@@ -47,12 +47,29 @@ fn metrics_handle(stale_after: Duration) -> anyhow::Result<PrometheusHandle> {
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
+/// How often histogram samples are folded into their buckets (see [`metrics_upkeep`]).
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The exporter keeps each histogram sample until it is folded into the buckets, which its
+/// upkeep does; with a recorder installed by hand (as here, to own the `/metrics` route) nobody
+/// runs it but a scrape, and between scrapes (or with no scraper at all) memory grows with every
+/// request.
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut ticks = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     store: PostgresStore,
     sampler: Option<WalSampler>,
+    metrics: PrometheusHandle,
     shutdown_grace: Duration,
 }
 
@@ -130,7 +147,8 @@ impl Application {
             .with_context(|| format!("binding {}:{}", http.host, http.port))?;
         let address = listener.local_addr().context("reading the bound address")?;
         let stale_after = config.monitor.as_ref().map_or(Duration::from_secs(900), |m| m.interval * 3);
-        let server = rosetta_http_adapter::serve(listener, services, settings, metrics_handle(stale_after)?)
+        let metrics = metrics_handle(stale_after)?;
+        let server = rosetta_http_adapter::serve(listener, services, settings, metrics.clone())
             .context("starting the HTTP server")?;
         tracing::info!(
             address = %address,
@@ -138,7 +156,7 @@ impl Application {
             auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
             "listening"
         );
-        Ok(Self { server, address, store, sampler, shutdown_grace: http.shutdown_timeout })
+        Ok(Self { server, address, store, sampler, metrics, shutdown_grace: http.shutdown_timeout })
     }
 
     /// The bound address (useful with `PORT=0`).
@@ -154,6 +172,7 @@ impl Application {
         let mut server = tokio::spawn(self.server);
         let (stop_monitor, monitor_stopped) = watch::channel(false);
         let monitor = self.sampler.map(|sampler| tokio::spawn(sampler.run(monitor_stopped, self.shutdown_grace)));
+        let upkeep = tokio::spawn(metrics_upkeep(self.metrics));
         let outcome = tokio::select! {
             finished = &mut server => finished,
             () = shutdown_signal() => {
@@ -164,6 +183,7 @@ impl Application {
             }
         };
         let _ = stop_monitor.send(true);
+        upkeep.abort();
         if let Some(monitor) = monitor
             && let Err(error) = monitor.await
         {
