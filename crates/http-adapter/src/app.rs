@@ -11,7 +11,6 @@ use actix_web::middleware::from_fn;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tracing_actix_web::TracingLogger;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
 use utoipa_swagger_ui::SwaggerUi;
@@ -21,7 +20,7 @@ use crate::error::ApiError;
 use crate::handlers::meta::{self, OpenApiJson};
 use crate::handlers::{destinations, pipelines, sources, wal};
 use crate::health;
-use crate::middleware::{ApiKeys, ClientLimiter, Guard, RootSpan, guard, request_context};
+use crate::middleware::{ApiKeys, ClientLimiter, Guard, guard, request_context};
 use crate::{ApiServices, HttpSettings, openapi};
 
 /// The version the service reports (health, OpenAPI).
@@ -146,7 +145,6 @@ pub(crate) fn build_app(
         .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .service(web::resource("/docs").route(web::get().to(docs_redirect)))
         .default_service(web::to(fallback))
-        .wrap(TracingLogger::<RootSpan>::new())
         .wrap(from_fn(request_context))
 }
 

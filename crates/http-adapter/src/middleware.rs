@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: request ids, the uniform error body, request metrics, the
-//! tracing root span with its access log line, and the API guard (rate limit, then API key).
+//! Cross-cutting request handling: request ids, the tracing root span with its access log line,
+//! the uniform error body, request metrics, and the API guard (rate limit, then API key).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -11,13 +11,12 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, ResponseError, web};
+use actix_web::{Error, ResponseError, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use tracing::Instrument;
 
 use crate::RateLimit;
 use crate::error::ApiError;
@@ -29,10 +28,6 @@ const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 /// The longest client-supplied request id kept; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The id of the current request, in the request extensions.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestId(pub String);
-
 /// The client's `X-Request-Id` when it is 1–128 visible ASCII characters: anything else could
 /// forge log lines or bloat them.
 fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
@@ -42,20 +37,31 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
     acceptable.then(|| value.to_owned())
 }
 
-/// The outermost middleware: assigns the request id, gives every error response the one error
-/// body, echoes the id, and records `http_requests_total` / `http_request_duration_seconds`.
+/// The outermost middleware: assigns the request id, opens the request's root span (method,
+/// route, path, client, request id, status) and writes one access log line when the request
+/// ends, gives every error response the one error body, echoes the id, and records
+/// `http_requests_total` / `http_request_duration_seconds`.
 pub(crate) async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
     let request_id = incoming_request_id(req.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
+    // Field values are computed only when the span is enabled (not at LOG_LEVEL=warn).
+    let span = tracing::info_span!(
+        "HTTP request",
+        http.method = %req.method(),
+        http.target = %req.path(),
+        http.route = tracing::field::Empty,
+        http.client_ip = %client_ip(&req),
+        http.status_code = tracing::field::Empty,
+        request_id = %request_id,
+    );
     let method = method_label(req.method());
 
     // Every inner layer turns its errors into responses, so `Err` cannot reach here; if one ever
     // does, actix renders it.
-    let mut response = next.call(req).await?.map_into_boxed_body();
+    let mut response = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
 
     if response.status().as_u16() >= 400 && !is_json(response.headers()) {
         response = uniform_error(response, &request_id);
@@ -66,12 +72,25 @@ pub(crate) async fn request_context(
 
     // The matched pattern (never the raw path) keeps the label set bounded.
     let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if !span.is_disabled() {
+        span.record("http.route", route.as_str());
+        span.record("http.status_code", status);
+        span.in_scope(|| {
+            tracing::info!(http.status_code = status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request completed");
+        });
+    }
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     Ok(response)
+}
+
+/// The peer's IP address for the log, empty when unknown (e.g. a Unix socket).
+fn client_ip(req: &ServiceRequest) -> String {
+    req.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default()
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -104,54 +123,6 @@ fn method_label(method: &Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
-    }
-}
-
-/// When the request reached the tracing middleware, for the access log line.
-#[derive(Debug, Clone, Copy)]
-struct Started(Instant);
-
-/// The root span of every request: method, route, path, request id and status, plus one access
-/// log line when the request ends (tracing-actix-web emits none for successful requests).
-#[derive(Debug)]
-pub(crate) struct RootSpan;
-
-impl RootSpanBuilder for RootSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
-        request.extensions_mut().insert(Started(Instant::now()));
-        let peer = request.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default();
-        tracing::info_span!(
-            "HTTP request",
-            http.method = %request.method(),
-            http.target = %request.path(),
-            http.route = tracing::field::Empty,
-            http.client_ip = %peer,
-            http.status_code = tracing::field::Empty,
-            request_id = %request_id,
-        )
-    }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        match outcome {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                span.record("http.route", route.as_str());
-                span.record("http.status_code", status);
-                let elapsed_ms = response
-                    .request()
-                    .extensions()
-                    .get::<Started>()
-                    .map_or(0.0, |started| started.0.elapsed().as_secs_f64() * 1000.0);
-                tracing::info!(http.status_code = status, elapsed_ms, "request completed");
-            }
-            Err(error) => {
-                let status = error.as_response_error().status_code().as_u16();
-                span.record("http.status_code", status);
-                tracing::info!(http.status_code = status, "request failed");
-            }
-        }
     }
 }
 
