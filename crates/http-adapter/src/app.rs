@@ -21,7 +21,7 @@ use crate::handlers::meta::{self, OpenApiJson};
 use crate::handlers::{destinations, pipelines, sources, wal};
 use crate::health;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, guard, request_context};
-use crate::{ApiServices, HttpSettings, openapi};
+use crate::{HttpSettings, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
 #[derive(Debug, Clone)]
@@ -30,10 +30,11 @@ pub(crate) struct Version(pub String);
 /// The readiness route, relative to the API prefix; open without key or quota.
 const READINESS_PATH: &str = "/health";
 
-/// Everything the app needs, built once and shared by every worker.
-#[derive(Debug, Clone)]
+/// Everything the app needs, built once and shared by every worker (the services are built
+/// per worker).
+#[derive(Clone)]
 pub(crate) struct AppState {
-    services: ApiServices,
+    services: ServicesFactory,
     prefix: String,
     version: web::Data<Version>,
     body_limit: usize,
@@ -45,7 +46,11 @@ pub(crate) struct AppState {
 
 impl AppState {
     /// Checks the settings and builds the shared state, including the OpenAPI document.
-    pub(crate) fn new(services: ApiServices, settings: &HttpSettings, metrics: PrometheusHandle) -> io::Result<Self> {
+    pub(crate) fn new(
+        services: ServicesFactory,
+        settings: &HttpSettings,
+        metrics: PrometheusHandle,
+    ) -> io::Result<Self> {
         let prefix = settings.api_prefix.as_str();
         if !prefix.starts_with('/') || prefix.ends_with('/') {
             return Err(invalid_input(format!(
@@ -120,21 +125,27 @@ where
     )
 }
 
-/// The complete app of one worker.
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+/// The complete app of one worker, with services built for it (call on the worker's thread).
 pub(crate) fn build_app(
     state: &AppState,
 ) -> App<
     impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<BoxBody>, Error = Error, InitError = ()>
     + use<>,
 > {
-    let services = &state.services;
+    let services = (state.services)();
     register(App::new().into_utoipa_app(), &state.prefix)
         .into_app()
-        .app_data(web::Data::from(services.sources.clone()))
-        .app_data(web::Data::from(services.destinations.clone()))
-        .app_data(web::Data::from(services.pipelines.clone()))
-        .app_data(web::Data::from(services.health.clone()))
-        .app_data(web::Data::from(services.wal_monitor.clone()))
+        .app_data(web::Data::from(services.sources))
+        .app_data(web::Data::from(services.destinations))
+        .app_data(web::Data::from(services.pipelines))
+        .app_data(web::Data::from(services.health))
+        .app_data(web::Data::from(services.wal_monitor))
         .app_data(BodyLimit(state.body_limit))
         .app_data(state.version.clone())
         .app_data(state.guard.clone())

@@ -54,6 +54,20 @@ pub struct ApiServices {
     pub wal_monitor: Arc<dyn WalMonitorService>,
 }
 
+impl ApiServices {
+    /// A factory that hands every worker these same services (tests, or services that spawn
+    /// nothing per connection).
+    pub fn shared(self) -> ServicesFactory {
+        Arc::new(move || self.clone())
+    }
+}
+
+/// Builds the services of one HTTP worker. [`serve`] calls it once on each worker thread as the
+/// worker starts, so whatever the services spawn lazily (the database connections' I/O tasks)
+/// runs on that worker's own single-threaded runtime: a request then never waits for another
+/// thread to be woken to talk to the database.
+pub type ServicesFactory = Arc<dyn Fn() -> ApiServices + Send + Sync>;
+
 impl fmt::Debug for ApiServices {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiServices").finish_non_exhaustive()
@@ -103,7 +117,7 @@ impl fmt::Debug for HttpSettings {
     }
 }
 
-/// Starts serving on `listener`. Call inside a Tokio runtime; await the returned [`Server`] and
+/// Starts serving on `listener`, each worker with the services `services` builds for it. Call inside a Tokio runtime; await the returned [`Server`] and
 /// stop it through its handle (`stop(true)` for a graceful stop): OS signals are left to the
 /// caller.
 ///
@@ -116,7 +130,7 @@ impl fmt::Debug for HttpSettings {
 /// with a zero rate or burst; any error of listening on `listener`.
 pub fn serve(
     listener: TcpListener,
-    services: ApiServices,
+    services: ServicesFactory,
     settings: HttpSettings,
     metrics: PrometheusHandle,
 ) -> std::io::Result<Server> {

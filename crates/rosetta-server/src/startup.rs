@@ -1,7 +1,7 @@
 //! Wiring: concrete adapters into the ports, the HTTP server, and its lifecycle.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,12 +10,12 @@ use metrics_util::MetricKindMask;
 use rosetta_application::{
     DestinationManager, PipelineManager, ReadinessChecker, SourceManager, SystemClock, WalMonitorReader,
 };
-use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit};
-use rosetta_ports::outbound::{Clock, SecretCipher, SourceRepository};
-use rosetta_ports::wal::{SystemMetricsRepository, WalMetricsRepository};
+use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit, ServicesFactory};
+use rosetta_ports::outbound::{Clock, SecretCipher};
+use rosetta_ports::wal::MonitorHeartbeat;
 use rosetta_postgres_adapter::{
     PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
-    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreSettings, XChaChaSecretCipher,
+    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
 };
 use rosetta_wal_monitor::{PostgresSourceProbe, SamplerPorts, SamplerSettings, SysinfoHostProbe, WalSampler};
 use tokio::sync::watch;
@@ -67,7 +67,7 @@ async fn metrics_upkeep(handle: PrometheusHandle) {
 pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
-    store: PostgresStore,
+    pools: MetadataPools,
     sampler: Option<WalSampler>,
     metrics: PrometheusHandle,
     shutdown_grace: Duration,
@@ -85,27 +85,19 @@ impl Application {
         if config.auto_migrate {
             migrate(&config.database.url).await?;
         }
-        let store = PostgresStore::new(StoreSettings {
-            url: config.database.url.clone(),
-            max_size: config.database.max_connections,
-            connection_timeout: config.database.pool_timeout,
-        })
-        .context("building the metadata database pool")?;
+        let pools = MetadataPools::new(&config);
+        // The monitor's pool, also the fallback of a worker whose own pool cannot be built.
+        let store = pools.open().context("building the metadata database pool")?;
         let cipher: Arc<dyn SecretCipher> = Arc::new(
             XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let source_repository: Arc<dyn SourceRepository> =
-            Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher)));
-        let wal_repository: Arc<dyn WalMetricsRepository> = Arc::new(PostgresWalMetricsRepository::new(store.clone()));
-        let system_repository: Arc<dyn SystemMetricsRepository> =
-            Arc::new(PostgresSystemMetricsRepository::new(store.clone()));
         let sampler = match &config.monitor {
             Some(monitor) => Some(WalSampler::new(
                 SamplerPorts {
-                    sources: Arc::clone(&source_repository),
-                    wal: Arc::clone(&wal_repository),
-                    system: Arc::clone(&system_repository),
+                    sources: Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher))),
+                    wal: Arc::new(PostgresWalMetricsRepository::new(store.clone())),
+                    system: Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
                     probe: Arc::new(PostgresSourceProbe::new()),
                     host: Arc::new(SysinfoHostProbe::new().context("reading host metrics")?),
                     clock: Arc::clone(&clock),
@@ -115,24 +107,15 @@ impl Application {
             None => None,
         };
 
-        let services = ApiServices {
-            sources: Arc::new(SourceManager::new(source_repository, Arc::clone(&clock))),
-            destinations: Arc::new(DestinationManager::new(
-                Arc::new(PostgresDestinationRepository::new(store.clone(), Arc::clone(&cipher))),
-                Arc::clone(&clock),
-            )),
-            pipelines: Arc::new(PipelineManager::new(
-                Arc::new(PostgresPipelineRepository::new(store.clone())),
-                Arc::clone(&clock),
-            )),
-            wal_monitor: Arc::new(WalMonitorReader::new(wal_repository, system_repository)),
-            health: Arc::new(ReadinessChecker::new(
-                Arc::new(store.clone()),
-                config.readiness_timeout,
-                sampler.as_ref().map(WalSampler::heartbeat),
-                Arc::clone(&clock),
-            )),
+        let wiring = ServiceWiring {
+            pools: pools.clone(),
+            fallback: store.clone(),
+            cipher,
+            clock,
+            heartbeat: sampler.as_ref().map(WalSampler::heartbeat),
+            readiness_timeout: config.readiness_timeout,
         };
+        let services: ServicesFactory = Arc::new(move || wiring.worker_services());
         let http = &config.http;
         let settings = HttpSettings {
             api_prefix: http.api_prefix.clone(),
@@ -156,7 +139,7 @@ impl Application {
             auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
             "listening"
         );
-        Ok(Self { server, address, store, sampler, metrics, shutdown_grace: http.shutdown_timeout })
+        Ok(Self { server, address, pools, sampler, metrics, shutdown_grace: http.shutdown_timeout })
     }
 
     /// The bound address (useful with `PORT=0`).
@@ -189,10 +172,99 @@ impl Application {
         {
             tracing::error!(%error, "the WAL monitor task failed");
         }
-        self.store.close();
+        self.pools.close_all();
         outcome.context("HTTP server task failed")?.context("HTTP server failed")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The metadata database pools of the process: one per HTTP worker, plus one for the WAL monitor
+/// (when it runs; the same pool stands in for a worker whose own pool cannot be built).
+///
+/// A pool's connections run their I/O on the thread that opened them; a worker with its own pool
+/// talks to the database without waking another thread, which on a busy machine costs more than
+/// the query. `DB_POOL_SIZE + DB_MAX_OVERFLOW` is shared evenly between the pools (each has at
+/// least one connection).
+#[derive(Clone)]
+struct MetadataPools {
+    settings: StoreSettings,
+    opened: Arc<Mutex<Vec<PostgresStore>>>,
+}
+
+impl MetadataPools {
+    fn new(config: &Config) -> Self {
+        let pools = config.http.workers.max(1) + usize::from(config.monitor.is_some());
+        Self {
+            settings: StoreSettings {
+                url: config.database.url.clone(),
+                max_size: (config.database.max_connections / pools).max(1),
+                connection_timeout: config.database.pool_timeout,
+            },
+            opened: Arc::default(),
+        }
+    }
+
+    /// A new pool (connections open on demand), remembered to be closed at shutdown.
+    fn open(&self) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore::new(self.settings.clone())?;
+        self.opened.lock().unwrap_or_else(PoisonError::into_inner).push(store.clone());
+        Ok(store)
+    }
+
+    /// Closes every pool opened so far: idle connections now, busy ones when returned.
+    fn close_all(&self) {
+        for store in self.opened.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            store.close();
+        }
+    }
+}
+
+/// What the services of an HTTP worker are built from.
+struct ServiceWiring {
+    pools: MetadataPools,
+    /// Used by a worker when its own pool cannot be built (the same settings already built one,
+    /// so this is not expected).
+    fallback: PostgresStore,
+    cipher: Arc<dyn SecretCipher>,
+    clock: Arc<dyn Clock>,
+    heartbeat: Option<Arc<dyn MonitorHeartbeat>>,
+    readiness_timeout: Duration,
+}
+
+impl ServiceWiring {
+    /// The services of one worker, over a pool of its own.
+    fn worker_services(&self) -> ApiServices {
+        let store = self.pools.open().unwrap_or_else(|error| {
+            tracing::error!(error = %error, "cannot build a worker's database pool; sharing the monitor's");
+            self.fallback.clone()
+        });
+        let cipher = &self.cipher;
+        let clock = &self.clock;
+        ApiServices {
+            sources: Arc::new(SourceManager::new(
+                Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher))),
+                Arc::clone(clock),
+            )),
+            destinations: Arc::new(DestinationManager::new(
+                Arc::new(PostgresDestinationRepository::new(store.clone(), Arc::clone(cipher))),
+                Arc::clone(clock),
+            )),
+            pipelines: Arc::new(PipelineManager::new(
+                Arc::new(PostgresPipelineRepository::new(store.clone())),
+                Arc::clone(clock),
+            )),
+            wal_monitor: Arc::new(WalMonitorReader::new(
+                Arc::new(PostgresWalMetricsRepository::new(store.clone())),
+                Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
+            )),
+            health: Arc::new(ReadinessChecker::new(
+                Arc::new(store),
+                self.readiness_timeout,
+                self.heartbeat.clone(),
+                Arc::clone(clock),
+            )),
+        }
     }
 }
 

@@ -119,7 +119,7 @@ pub(crate) async fn start_with(
     mocks: Mocks,
     settings: HttpSettings,
 ) -> impl Service<Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {
-    let state = AppState::new(mocks.into_services(), &settings, metrics_handle()).expect("valid settings");
+    let state = AppState::new(mocks.into_services().shared(), &settings, metrics_handle()).expect("valid settings");
     test::init_service(build_app(&state)).await
 }
 

@@ -6,8 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use super::*;
 use crate::{RateLimit, serve};
 
-fn services() -> ApiServices {
-    Mocks::default().into_services()
+fn services() -> crate::ServicesFactory {
+    Mocks::default().into_services().shared()
 }
 
 fn listener() -> TcpListener {
