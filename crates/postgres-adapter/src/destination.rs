@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use diesel::dsl::IsNotNull;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncConnectionCore, RunQueryDsl};
 use rosetta_domain::{
     Destination, DestinationId, DestinationName, DestinationPatch, NewDestination, Page, PageRequest, Patch, ShortText,
     SnowflakeAccount, SnowflakeSettings, Timestamp,
@@ -179,9 +179,9 @@ impl DestinationRepository for PostgresDestinationRepository {
     }
 
     async fn get(&self, id: DestinationId) -> Result<Destination, RepositoryError> {
-        let mut conn = self.store.connection().await?;
-        let result = find(&mut conn, id.get()).await;
-        Ok(self.store.settle(conn, result).await?.into_domain()?)
+        let id = id.get();
+        let row = self.store.read(move |conn| Box::pin(async move { find(&mut { conn }, id).await })).await?;
+        Ok(row.into_domain()?)
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<Destination>, RepositoryError> {
@@ -274,7 +274,10 @@ impl DestinationRepository for PostgresDestinationRepository {
 }
 
 /// Reads one destination row. Errors: `NotFound`.
-async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<DestinationRow, Failure> {
+async fn find<C>(conn: &mut C, id: i64) -> Result<DestinationRow, Failure>
+where
+    C: AsyncConnectionCore<Backend = Pg> + Send,
+{
     destinations::table
         .find(id)
         .select(DestinationRow::as_select())

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncConnectionCore, AsyncPgConnection, RunQueryDsl};
 use rosetta_domain::{
     DestinationId, NewPipeline, Page, PageRequest, Pipeline, PipelineDetails, PipelineId, PipelineMetadata,
     PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, PipelineSummary, SourceId, Timestamp,
@@ -192,7 +192,10 @@ fn into_details((pipeline, metadata, source, destination): DetailsRow) -> Result
 }
 
 /// Reads one pipeline with everything it references. Errors: `NotFound`.
-async fn find_details(conn: &mut AsyncPgConnection, id: i64) -> Result<PipelineDetails, Failure> {
+async fn find_details<C>(conn: &mut C, id: i64) -> Result<PipelineDetails, Failure>
+where
+    C: AsyncConnectionCore<Backend = Pg> + Send,
+{
     let row = details_query()
         .filter(pipelines::id.eq(id))
         .first::<DetailsRow>(conn)
@@ -329,9 +332,8 @@ impl PipelineRepository for PostgresPipelineRepository {
     }
 
     async fn get(&self, id: PipelineId) -> Result<PipelineDetails, RepositoryError> {
-        let mut conn = self.store.connection().await?;
-        let result = find_details(&mut conn, id.get()).await;
-        self.store.settle(conn, result).await
+        let id = id.get();
+        self.store.read(move |conn| Box::pin(async move { find_details(&mut { conn }, id).await })).await
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<PipelineDetails>, RepositoryError> {

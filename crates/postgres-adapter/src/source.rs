@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use diesel::dsl::IsNotNull;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncConnectionCore, RunQueryDsl};
 use rosetta_domain::{
     NewSource, Page, PageRequest, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Source,
     SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
@@ -169,9 +169,9 @@ impl SourceRepository for PostgresSourceRepository {
     }
 
     async fn get(&self, id: SourceId) -> Result<Source, RepositoryError> {
-        let mut conn = self.store.connection().await?;
-        let result = find(&mut conn, id.get()).await;
-        Ok(self.store.settle(conn, result).await?.into_domain()?)
+        let id = id.get();
+        let row = self.store.read(move |conn| Box::pin(async move { find(&mut { conn }, id).await })).await?;
+        Ok(row.into_domain()?)
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page<Source>, RepositoryError> {
@@ -299,7 +299,10 @@ impl PostgresSourceRepository {
 }
 
 /// Reads one source row. Errors: `NotFound`.
-async fn find(conn: &mut AsyncPgConnection, id: i64) -> Result<SourceRow, Failure> {
+async fn find<C>(conn: &mut C, id: i64) -> Result<SourceRow, Failure>
+where
+    C: AsyncConnectionCore<Backend = Pg> + Send,
+{
     sources::table
         .find(id)
         .select(SourceRow::as_select())

@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,11 +12,11 @@ use deadpool::Runtime;
 use deadpool::managed::{Manager, Metrics, PoolError, QueueMode, RecycleResult, Timeouts};
 use diesel::IntoSql;
 use diesel::sql_types::Integer;
-use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rosetta_ports::outbound::{MetadataHealth, RepositoryError};
 
 use crate::error::{Failure, is_connection_loss, may_be_outage};
@@ -98,16 +100,22 @@ pub enum StoreError {
     Pool(#[source] deadpool::managed::BuildError),
 }
 
-/// The metadata database: a deadpool of diesel-async connections shared by the repositories.
-/// Cheap to clone (clones share the pool).
+/// The metadata database: a deadpool of diesel-async connections shared by the repositories,
+/// plus one connection on which point reads (one entity by id) are pipelined. Cheap to clone
+/// (clones share both).
 ///
 /// Connections are opened on demand, so a store can be built while the database is down; one
 /// that sat idle is checked with `SELECT 1` before reuse, so connections broken by a database
-/// restart are replaced instead of failing requests (see [`MetadataConnections`]).
+/// restart are replaced instead of failing requests (see [`MetadataConnections`]); a point read
+/// that finds the shared connection broken is retried once on a new one.
+///
+/// A connection's I/O runs as a task on the runtime that opened it: give each single-threaded
+/// runtime (e.g. each HTTP worker) its own store, so that no request waits for another thread.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: deadpool::managed::Pool<MetadataConnections>,
     connection_timeout: Duration,
+    reader: Arc<SharedReader>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -144,7 +152,7 @@ impl PostgresStore {
         // early enough to open a new connection within the same request.
         let recycle_timeout = connection_timeout / 4;
         let manager = MetadataConnections {
-            inner: AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
+            inner: AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.clone(), config),
         };
         let pool = deadpool::managed::Pool::builder(manager)
             .max_size(max_size)
@@ -160,7 +168,7 @@ impl PostgresStore {
             })
             .build()
             .map_err(StoreError::Pool)?;
-        Ok(Self { pool, connection_timeout })
+        Ok(Self { pool, connection_timeout, reader: Arc::new(SharedReader::new(url)) })
     }
 
     /// Checks that the database answers a trivial query; for start-up and readiness.
@@ -175,10 +183,47 @@ impl PostgresStore {
         }
     }
 
+    /// Runs one read-only statement on the store's shared connection, pipelined with the other
+    /// reads in flight on it. Reads are idempotent, so one that finds the shared connection
+    /// lost is retried once on a new connection (a database restart costs no request).
+    pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, RepositoryError>
+    where
+        F: for<'c> Fn(&'c AsyncPgConnection) -> std::pin::Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 'c>>,
+    {
+        let mut retried = false;
+        loop {
+            let conn = self.reader.connection(self.connection_timeout).await?;
+            let outcome = tokio::time::timeout(self.connection_timeout, query(&conn)).await;
+            match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(Failure::Repository(err))) => return Err(err),
+                // Lost, or a server error that may be an outage (diesel hides SQLSTATEs such as
+                // `57P01 admin_shutdown`): once more on a new connection, which tells them apart.
+                Ok(Err(Failure::Database(err))) if may_be_outage(&err) || is_connection_loss(&err) => {
+                    self.reader.discard(&conn);
+                    if retried {
+                        return Err(if is_connection_loss(&err) {
+                            RepositoryError::Unavailable(Box::new(err))
+                        } else {
+                            RepositoryError::Unexpected(Box::new(err))
+                        });
+                    }
+                    retried = true;
+                }
+                Ok(Err(Failure::Database(err))) => return Err(RepositoryError::Unexpected(Box::new(err))),
+                Err(elapsed) => {
+                    self.reader.discard(&conn);
+                    return Err(RepositoryError::Unavailable(Box::new(elapsed)));
+                }
+            }
+        }
+    }
+
     /// Closes the pool for shutdown: idle connections are closed now, busy ones when they are
     /// returned, and later requests fail as unavailable.
     pub fn close(&self) {
         self.pool.close();
+        self.reader.close();
     }
 
     /// A connection from the pool, within the connection timeout.
@@ -232,6 +277,81 @@ impl PostgresStore {
         }
     }
 }
+
+/// The connection a store's point reads share. Its I/O task runs on the thread that opened it
+/// (each HTTP worker has its own store), and concurrent reads are pipelined on it: one write
+/// carries several queries and one read several answers, instead of a round trip each.
+struct SharedReader {
+    url: String,
+    /// `None`: not open (yet, or since the last one was lost); also `None` once closed.
+    current: std::sync::Mutex<Option<Arc<AsyncPgConnection>>>,
+    /// Set by [`PostgresStore::close`]: no new connection is opened.
+    closed: AtomicBool,
+    /// Held while connecting, so that concurrent readers wait for one new connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl SharedReader {
+    fn new(url: String) -> Self {
+        Self {
+            url,
+            current: std::sync::Mutex::default(),
+            closed: AtomicBool::new(false),
+            connecting: tokio::sync::Mutex::const_new(()),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<AsyncPgConnection>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The shared connection, opened (within `timeout`) if there is none.
+    async fn connection(&self, timeout: Duration) -> Result<Arc<AsyncPgConnection>, RepositoryError> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let connect = async {
+            let _connecting = self.connecting.lock().await;
+            if let Some(conn) = self.current() {
+                return Ok(conn);
+            }
+            if AtomicBool::load(&self.closed, Ordering::Acquire) {
+                return Err(RepositoryError::Unavailable(Box::new(StoreClosed)));
+            }
+            let conn = Arc::new(
+                AsyncPgConnection::establish(&self.url)
+                    .await
+                    .map_err(|err| RepositoryError::Unavailable(Box::new(err)))?,
+            );
+            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&conn));
+            Ok(conn)
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(outcome) => outcome,
+            Err(elapsed) => Err(RepositoryError::Unavailable(Box::new(elapsed))),
+        }
+    }
+
+    /// Refuses new connections and lets go of the current one.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Forgets `conn` if it is still the shared connection; it closes once the reads still
+    /// using it are done.
+    fn discard(&self, conn: &Arc<AsyncPgConnection>) {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|shared| Arc::ptr_eq(shared, conn)) {
+            *current = None;
+        }
+    }
+}
+
+/// The store was closed for shutdown.
+#[derive(Debug, thiserror::Error)]
+#[error("the metadata store is closed")]
+struct StoreClosed;
 
 /// How long a pooled connection may have been out of use and still be handed out without a
 /// `SELECT 1` first. Under load connections come back within milliseconds and the check would

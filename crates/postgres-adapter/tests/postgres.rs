@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rosetta_domain::{PageLimit, PageRequest, PgPort, PipelinePatch, PipelineStatus, SourcePatch};
+use rosetta_domain::{PageLimit, PageRequest, PgPort, PipelinePatch, PipelineStatus, SourceId, SourcePatch};
 use rosetta_ports::outbound::{
     DestinationRepository, MetadataHealth, PipelineRepository, RepositoryError, SourceRepository,
 };
@@ -189,8 +189,9 @@ async fn an_exhausted_pool_is_unavailable_within_the_timeout() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // (A list needs a pooled connection; point reads have their own.)
     let started = Instant::now();
-    let waited = repos.sources.get(source.id).await;
+    let waited = repos.sources.list(PageRequest::default()).await;
     let elapsed = started.elapsed();
     assert!(matches!(waited, Err(RepositoryError::Unavailable(_))), "{waited:?}");
     assert!(elapsed >= timeout && elapsed < timeout + Duration::from_secs(1), "waited {elapsed:?}");
@@ -346,6 +347,88 @@ async fn a_hung_connection_used_a_moment_ago_costs_one_call_then_is_replaced() {
     assert!(matches!(first, Err(RepositoryError::Unavailable(_))), "{first:?}");
     // …and the next call gets a new connection.
     store.check_connection().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn point_reads_share_one_pipelined_connection_beside_the_pool() {
+    let database = support::fresh_database().await;
+    let store = support::store(database.url(), 1, TIMEOUT);
+    let repos = support::repositories(&store);
+    let source = repos.sources.create(new_source("s", Some("pw")), fixed_time(1)).await.unwrap();
+    let destination = repos.destinations.create(new_destination("d", None), fixed_time(1)).await.unwrap();
+    let pipeline = repos
+        .pipelines
+        .create(new_pipeline("p", source.id, destination.id, PipelineStatus::Pause), fixed_time(1))
+        .await
+        .unwrap();
+
+    // 150 reads at once, with a pool of one connection that a writer holds meanwhile.
+    let reads = (0..50).map(|_| async {
+        let (s, d, p) = tokio::join!(
+            repos.sources.get(source.id),
+            repos.destinations.get(destination.id),
+            repos.pipelines.get(pipeline.pipeline.id)
+        );
+        (s.unwrap(), d.unwrap(), p.unwrap())
+    });
+    let write = repos.sources.update(source.id, SourcePatch::default(), fixed_time(2));
+    let (reads, written) = tokio::join!(futures::future::join_all(reads), write);
+    written.unwrap();
+    for (s, d, p) in reads {
+        assert_eq!((s.id, d, p.pipeline.id), (source.id, destination.clone(), pipeline.pipeline.id));
+    }
+    let raw = support::raw_client(database.url()).await;
+    let backends: i64 = raw
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backends, 3, "the pooled connection, the shared one and this one");
+    let missing = source.id.get() + 100;
+    let read = repos.sources.get(SourceId::new(missing)).await;
+    assert!(matches!(read, Err(RepositoryError::NotFound { id, .. }) if id == missing), "{read:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_shared_read_connection_fails_reads_within_the_timeout_then_is_replaced() {
+    let database = support::fresh_database().await;
+    let timeout = Duration::from_secs(1);
+    let store = support::store(database.url(), 1, timeout);
+    let repos = support::repositories(&store);
+    let source = repos.sources.create(new_source("s", None), fixed_time(1)).await.unwrap();
+    repos.sources.get(source.id).await.unwrap();
+    let raw = support::raw_client(database.url()).await;
+    let pid: i32 = raw
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND query LIKE 'SELECT %FROM \"sources\" WHERE%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    signal(pid, "STOP");
+    let started = Instant::now();
+    let reads = futures::future::join_all((0..3).map(|_| repos.sources.get(source.id))).await;
+    let elapsed = started.elapsed();
+    signal(pid, "CONT");
+    for read in reads {
+        assert!(matches!(read, Err(RepositoryError::Unavailable(_))), "{read:?}");
+    }
+    assert!(elapsed < timeout + Duration::from_millis(500), "took {elapsed:?}");
+    assert_eq!(repos.sources.get(source.id).await.unwrap(), source);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_store_refuses_point_reads() {
+    let database = support::fresh_database().await;
+    let store = support::store(database.url(), 1, TIMEOUT);
+    let repos = support::repositories(&store);
+    let source = repos.sources.create(new_source("s", None), fixed_time(1)).await.unwrap();
+    repos.sources.get(source.id).await.unwrap();
+    store.close();
+    let read = repos.sources.get(source.id).await;
+    assert!(matches!(read, Err(RepositoryError::Unavailable(_))), "{read:?}");
 }
 
 fn signal(pid: i32, name: &str) {
