@@ -138,8 +138,12 @@ pub fn serve(
     describe_metrics();
     let timeout = settings.shutdown_timeout;
     let shutdown_seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    let mut server =
-        HttpServer::new(move || app::build_app(&state)).disable_signals().shutdown_timeout(shutdown_seconds);
+    let mut server = HttpServer::new(move || app::build_app(&state))
+        .disable_signals()
+        .shutdown_timeout(shutdown_seconds)
+        // A response written in more than one segment (a long list) must not wait for the
+        // client's delayed ACK before its last segment goes out (Nagle).
+        .tcp_nodelay(true);
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
