@@ -185,7 +185,10 @@ impl PostgresStore {
 
     /// Runs one read-only statement on the store's shared connection, pipelined with the other
     /// reads in flight on it. Reads are idempotent, so one that finds the shared connection
-    /// lost is retried once on a new connection (a database restart costs no request).
+    /// lost is retried once on a new connection (a database restart costs no request). Opening
+    /// the connection and the statement are each bounded by the connection timeout; a read that
+    /// times out gives up the shared connection (it may hang), so the next read opens another.
+    /// Never use it inside a transaction or for a write.
     pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, RepositoryError>
     where
         F: for<'c> Fn(&'c AsyncPgConnection) -> std::pin::Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 'c>>,
