@@ -12,11 +12,11 @@ use deadpool::Runtime;
 use deadpool::managed::{Manager, Metrics, PoolError, QueueMode, RecycleResult, Timeouts};
 use diesel::IntoSql;
 use diesel::sql_types::Integer;
+use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection};
 use rosetta_ports::outbound::{MetadataHealth, RepositoryError};
 
 use crate::error::{Failure, is_connection_loss, may_be_outage};
@@ -152,7 +152,7 @@ impl PostgresStore {
         // early enough to open a new connection within the same request.
         let recycle_timeout = connection_timeout / 4;
         let manager = MetadataConnections {
-            inner: AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.clone(), config),
+            inner: AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
         };
         let pool = deadpool::managed::Pool::builder(manager)
             .max_size(max_size)
@@ -168,7 +168,7 @@ impl PostgresStore {
             })
             .build()
             .map_err(StoreError::Pool)?;
-        Ok(Self { pool, connection_timeout, reader: Arc::new(SharedReader::new(url)) })
+        Ok(Self { pool, connection_timeout, reader: Arc::new(SharedReader::new()) })
     }
 
     /// Checks that the database answers a trivial query; for start-up and readiness.
@@ -195,7 +195,7 @@ impl PostgresStore {
     {
         let mut retried = false;
         loop {
-            let conn = self.reader.connection(self.connection_timeout).await?;
+            let conn = self.reader.connection(self.pool.manager(), self.connection_timeout).await?;
             let outcome = tokio::time::timeout(self.connection_timeout, query(&conn)).await;
             match outcome {
                 Ok(Ok(value)) => return Ok(value),
@@ -285,7 +285,6 @@ impl PostgresStore {
 /// (each HTTP worker has its own store), and concurrent reads are pipelined on it: one write
 /// carries several queries and one read several answers, instead of a round trip each.
 struct SharedReader {
-    url: String,
     /// `None`: not open (yet, or since the last one was lost); also `None` once closed.
     current: std::sync::Mutex<Option<Arc<AsyncPgConnection>>>,
     /// Set by [`PostgresStore::close`]: no new connection is opened.
@@ -295,9 +294,8 @@ struct SharedReader {
 }
 
 impl SharedReader {
-    fn new(url: String) -> Self {
+    fn new() -> Self {
         Self {
-            url,
             current: std::sync::Mutex::default(),
             closed: AtomicBool::new(false),
             connecting: tokio::sync::Mutex::const_new(()),
@@ -308,8 +306,13 @@ impl SharedReader {
         self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The shared connection, opened (within `timeout`) if there is none.
-    async fn connection(&self, timeout: Duration) -> Result<Arc<AsyncPgConnection>, RepositoryError> {
+    /// The shared connection, opened by `connections` (as the pool opens its own) within
+    /// `timeout` if there is none.
+    async fn connection(
+        &self,
+        connections: &MetadataConnections,
+        timeout: Duration,
+    ) -> Result<Arc<AsyncPgConnection>, RepositoryError> {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
@@ -321,11 +324,7 @@ impl SharedReader {
             if AtomicBool::load(&self.closed, Ordering::Acquire) {
                 return Err(RepositoryError::Unavailable(Box::new(StoreClosed)));
             }
-            let conn = Arc::new(
-                AsyncPgConnection::establish(&self.url)
-                    .await
-                    .map_err(|err| RepositoryError::Unavailable(Box::new(err)))?,
-            );
+            let conn = Arc::new(connections.create().await.map_err(|err| RepositoryError::Unavailable(Box::new(err)))?);
             *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&conn));
             Ok(conn)
         };
