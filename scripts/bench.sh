@@ -57,7 +57,8 @@ START_SECONDS=$SECONDS
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-is_root() { [[ "$(id -u)" == 0 ]]; }
+# shellcheck source=scripts/bench/lib.sh
+source "$REPO/scripts/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup: everything this script starts is recorded here and torn down on exit.
@@ -65,14 +66,6 @@ WORK_DIR=""
 PG_DATA=""
 PG_STARTED=0
 SERVER_PID=""
-
-as_pg() {
-    if is_root; then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        "$@"
-    fi
-}
 
 cleanup() {
     local status=$?
@@ -99,96 +92,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
-# Small helpers.
-
-# A TCP port on 127.0.0.1 that nothing listens on (random, 20000-59999).
-free_port() {
-    local port
-    for _ in $(seq 1 200); do
-        port=$(( 20000 + RANDOM % 40000 ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            printf '%s\n' "$port"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-
-# Seconds in a wrk-style duration: 10, 10s, 2m, 1h.
-duration_seconds() {
-    local d="$1"
-    case "$d" in
-        *h) echo $(( ${d%h} * 3600 )) ;;
-        *m) echo $(( ${d%m} * 60 )) ;;
-        *s) echo $(( ${d%s} )) ;;
-        *) echo $(( d )) ;;
-    esac
-}
-
-# Milliseconds from a wrk latency figure (123.45us, 1.23ms, 1.02s, 2.00m).
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/)      { sub(/us$/, "", v); ms = v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); ms = v + 0 }
-        else if (v ~ /m$/)  { sub(/m$/, "", v);  ms = v * 60000 }
-        else if (v ~ /s$/)  { sub(/s$/, "", v);  ms = v * 1000 }
-        else                { print "nan"; exit }
-        printf (ms < 1 ? "%.3f" : (ms < 100 ? "%.2f" : "%.0f")), ms
-    }'
-}
-
-# A field of /proc/<pid>/status in KiB (VmHWM, VmRSS).
-proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-
-# user+system clock ticks of one process (fields 14 and 15 of /proc/<pid>/stat; the command name
-# in field 2 may contain spaces, so count from the closing parenthesis).
-proc_ticks() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
-    stat="${stat##*) }"
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo $(( ${12} + ${13} ))
-}
-
-# Ticks of the postmaster and all its children (backends, background workers).
-pg_ticks() {
-    local pm total=0 child
-    pm="$(head -n 1 "$PG_DATA/postmaster.pid")"
-    total=$(proc_ticks "$pm")
-    for child in $(pgrep -P "$pm" || true); do
-        total=$(( total + $(proc_ticks "$child") ))
-    done
-    echo "$total"
-}
-
-# Busy and idle ticks of the whole machine (first line of /proc/stat): "busy idle".
-sys_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat
-}
-
-CLK_TCK="$(getconf CLK_TCK)"
-pct() { awk -v t="$1" -v s="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.0f%%", (s > 0 ? 100 * t / hz / s : 0) }'; }
-
-# ---------------------------------------------------------------------------------------------
-# 1. Load tools.
-
-ensure_wrk() {
-    command -v wrk >/dev/null && return
-    command -v apt-get >/dev/null || die "wrk is missing and apt-get is not available; install wrk"
-    local sudo=()
-    is_root || sudo=(sudo)
-    log "installing wrk"
-    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; then
-        "${sudo[@]}" apt-get update >&2
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2
-    fi
-    command -v wrk >/dev/null || die "wrk still missing after apt-get install"
-}
+# 1. Load tools (the helpers shared with bench-wal.sh are in scripts/bench/lib.sh).
 
 ensure_pgbench() {
     if [[ -x "$PG_BIN/pgbench" ]]; then
@@ -268,13 +172,6 @@ BASE="http://127.0.0.1:$API_PORT"
 AUTH="Authorization: Bearer $API_KEY"
 
 log "starting $SERVER_BIN on 127.0.0.1:$API_PORT"
-# The server gets a session of its own (setsid), as a service under systemd or in a container
-# would: left in this script's session it shares the load generator's scheduling group (the
-# kernel's autogroup), and under full load PostgreSQL statements then stalled for up to 1 s
-# (pg_stat_statements max; 7 ms with the server in its own session). setsid execs in place here
-# (a background job of a script is no process group leader), so $! is the server's pid.
-OWN_SESSION=()
-command -v setsid >/dev/null && OWN_SESSION=(setsid)
 DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/rosetta" \
 SECRET_KEY="$(random_hex 32)" \
 API_KEYS="$API_KEY" \
@@ -410,7 +307,7 @@ run_wrk() {
     local out="$WORK_DIR/wrk-${key:-warmup}-$c.out"
     local srv0 pg0 srv1 pg1 sys0 sys1 t0 t1 wrk_cpu
     srv0="$(proc_ticks "$SERVER_PID")"
-    pg0="$(pg_ticks)"
+    pg0="$(pg_ticks "$PG_DATA")"
     sys0="$(sys_ticks)"
     t0="$(date +%s.%N)"
     # bash's `time` reports the user+system seconds of wrk (a child of this shell).
@@ -420,7 +317,7 @@ run_wrk() {
     t1="$(date +%s.%N)"
     sys1="$(sys_ticks)"
     srv1="$(proc_ticks "$SERVER_PID")"
-    pg1="$(pg_ticks)"
+    pg1="$(pg_ticks "$PG_DATA")"
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; die "the server died during $key c=$c"; }
     [[ -n "$key" ]] || return 0
 
@@ -501,7 +398,6 @@ label() {
         post_source) echo "POST /api/v1/sources" ;;
     esac
 }
-passfail() { if [[ "$1" == 1 ]]; then echo PASS; else echo FAIL; fi; }
 
 ALL_PASS=1
 GET_NON2XX=0
