@@ -192,3 +192,62 @@ async fn two_processes_share_the_sources_and_one_takes_over_when_the_other_dies(
     assert_eq!(covered, 8, "the surviving process samples every source");
     drop(first);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_that_does_not_decrypt_costs_only_its_own_source() {
+    let source = start_cluster().await;
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST_MONITOR).await;
+    // The cluster trusts every login, so any stored password works, as long as it decrypts.
+    let body = |name: &str, password: Option<&str>| {
+        json!({
+            "name": name, "pg_host": "127.0.0.1", "pg_port": source.port(), "pg_database": "postgres",
+            "pg_username": "postgres", "pg_password": password, "publication_name": "cdc_pub", "replication_id": 1
+        })
+    };
+    let mut ids = Vec::new();
+    for (name, password) in [("with-password", Some("password-a")), ("without", None), ("copied", Some("password-c"))] {
+        let created = app.post("/api/v1/sources", &body(name, password)).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        ids.push(created.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id"));
+    }
+    let (with_password, without, copied) = (ids[0], ids[1], ids[2]);
+    let path = |id: i64| format!("/api/v1/wal-monitor/sources/{id}");
+    poll_until(&app, &path(copied), Duration::from_secs(10), |s| s["status"] == "ACTIVE").await;
+
+    // A sealed password copied onto another row no longer opens: it is bound to its row.
+    let (metadata, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    metadata
+        .execute(
+            "UPDATE sources SET pg_password_sealed = (SELECT pg_password_sealed FROM sources WHERE id = $1) \
+             WHERE id = $2",
+            &[&with_password, &copied],
+        )
+        .await
+        .expect("copy the sealed password");
+
+    let failed = poll_until(&app, &path(copied), Duration::from_secs(10), |s| s["status"] == "ERROR").await;
+    let error = failed["error"].as_str().expect("error text");
+    assert!(error.starts_with("cannot decrypt pg_password"), "{error}");
+    assert!(!error.contains("password-a") && !error.contains("password-c"), "{error}");
+
+    // Every other source keeps its schedule.
+    for id in [with_password, without] {
+        let first = poll_until(&app, &path(id), Duration::from_secs(5), |s| s["status"] == "ACTIVE").await;
+        let later = poll_until(&app, &path(id), Duration::from_secs(5), |s| {
+            s["status"] == "ACTIVE" && s["last_attempt_at"] != first["last_attempt_at"]
+        })
+        .await;
+        assert!(later["error"].is_null());
+    }
+    // Readiness stays ready but names the source that cannot be sampled.
+    let readiness = app.client.get(app.url("/api/v1/health")).send().await.expect("GET");
+    assert_eq!(readiness.status(), StatusCode::OK);
+    let readiness: Value = readiness.json().await.expect("JSON");
+    let monitor = &readiness["checks"]["wal_monitor"];
+    assert_eq!(monitor["status"], "degraded", "{readiness}");
+    let message = monitor["error"].as_str().expect("what is degraded");
+    assert!(message.contains(&format!("source {copied}: cannot decrypt pg_password")), "{message}");
+    assert!(!message.contains(&format!("source {with_password}:")), "{message}");
+}

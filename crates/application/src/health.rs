@@ -70,13 +70,24 @@ impl ReadinessChecker {
         let now = self.clock.now();
         let stale_after = monitor.interval().saturating_mul(2) + Duration::from_secs(60);
         let age = |since: rosetta_domain::Timestamp| (now - since).to_std().unwrap_or_default();
+        let unusable = monitor.unusable_sources();
+        let healthy = if unusable.is_empty() {
+            CheckStatus::Healthy
+        } else {
+            let listed: Vec<String> = unusable.iter().map(|(id, error)| format!("source {id}: {error}")).collect();
+            CheckStatus::Degraded(format!(
+                "{} source(s) cannot be sampled until their stored settings are fixed: {}",
+                unusable.len(),
+                listed.join("; ")
+            ))
+        };
         let (status, last_tick_age_seconds) = match monitor.last_completed_tick() {
-            Some(tick) if age(tick) <= stale_after => (CheckStatus::Healthy, Some(age(tick).as_secs())),
+            Some(tick) if age(tick) <= stale_after => (healthy, Some(age(tick).as_secs())),
             Some(tick) => (
                 CheckStatus::Unhealthy(format!("no WAL monitor tick completed for {} s", age(tick).as_secs())),
                 Some(age(tick).as_secs()),
             ),
-            None if age(monitor.started_at()) <= stale_after => (CheckStatus::Healthy, None),
+            None if age(monitor.started_at()) <= stale_after => (healthy, None),
             None => (CheckStatus::Unhealthy("the WAL monitor has not completed a tick since start".into()), None),
         };
         Check { status, latency_ms: 0, last_tick_age_seconds }
@@ -115,6 +126,7 @@ mod tests {
         heartbeat.expect_last_completed_tick().return_const(last.map(fixed_time));
         heartbeat.expect_started_at().return_const(fixed_time(0));
         heartbeat.expect_interval().return_const(Duration::from_secs(interval_seconds));
+        heartbeat.expect_unusable_sources().returning(Vec::new);
         Arc::new(heartbeat)
     }
 
@@ -152,6 +164,7 @@ mod tests {
         stale_heartbeat.expect_last_completed_tick().return_const(Some(fixed_time(0) - chrono::Duration::minutes(5)));
         stale_heartbeat.expect_started_at().return_const(fixed_time(0) - chrono::Duration::minutes(10));
         stale_heartbeat.expect_interval().return_const(Duration::from_secs(1));
+        stale_heartbeat.expect_unusable_sources().returning(Vec::new);
         let stale = ReadinessChecker::new(
             healthy_database(),
             Duration::from_secs(1),
@@ -162,6 +175,27 @@ mod tests {
         assert!(matches!(readiness.wal_monitor.status, CheckStatus::Unhealthy(_)));
         assert_eq!(readiness.wal_monitor.last_tick_age_seconds, Some(300));
         assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn unusable_sources_degrade_the_monitor_check_but_keep_the_service_ready() {
+        let mut heartbeat = MockMonitorHeartbeat::new();
+        heartbeat.expect_last_completed_tick().return_const(Some(fixed_time(10)));
+        heartbeat.expect_started_at().return_const(fixed_time(0));
+        heartbeat.expect_interval().return_const(Duration::from_secs(1));
+        heartbeat.expect_unusable_sources().returning(|| {
+            vec![(rosetta_domain::SourceId::new(3), "cannot decrypt pg_password: it does not open".to_owned())]
+        });
+        let checker =
+            ReadinessChecker::new(healthy_database(), Duration::from_secs(1), Some(Arc::new(heartbeat)), clock_at(11));
+        let readiness = checker.readiness().await;
+        match &readiness.wal_monitor.status {
+            CheckStatus::Degraded(message) => {
+                assert!(message.contains("source 3: cannot decrypt pg_password"), "{message}");
+            }
+            other => panic!("expected Degraded, got {other:?}"),
+        }
+        assert!(readiness.is_ready());
     }
 
     #[tokio::test]

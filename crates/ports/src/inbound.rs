@@ -148,6 +148,10 @@ pub enum CheckStatus {
     /// Not running in this process by configuration or because it does not exist yet; does not
     /// make the service unready.
     Disabled(String),
+    /// Working, but part of its work fails for a reason an operator must fix (a source whose
+    /// stored password cannot be decrypted); the text says which and why. Does not make the
+    /// service unready: everything else keeps being served.
+    Degraded(String),
 }
 
 /// One named readiness check with how long it took.
@@ -162,7 +166,7 @@ pub struct Check {
     pub last_tick_age_seconds: Option<u64>,
 }
 
-/// The readiness of the service: every check that is not `Disabled` must be `Healthy`.
+/// The readiness of the service: no check may be `Unhealthy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
     /// The metadata database.

@@ -87,13 +87,41 @@ pub trait SourceRepository: Send + Sync {
     async fn delete(&self, id: SourceId, cascade: bool) -> Result<(), RepositoryError>;
 
     /// Everything needed to log in to the source, with the password opened.
-    /// Errors: `NotFound`; `Unexpected` when the stored password cannot be opened.
+    /// Errors: `NotFound`; `Unexpected` when the stored settings cannot be used (see
+    /// [`ConnectionSettingsError`]).
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError>;
 
     /// [`SourceRepository::connection`] for many sources in one round trip (the WAL monitor
     /// reads hundreds per tick). Ids that do not exist are left out; the order is unspecified.
-    /// Errors: `Unexpected` when a stored password cannot be opened.
-    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError>;
+    /// A source whose stored settings cannot be used (a password that does not decrypt, a row
+    /// written around the API) is returned with its own error: one bad row never hides the
+    /// others. Errors: only failures of the store itself.
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<StoredConnection>, RepositoryError>;
+}
+
+/// One source's connection settings as [`SourceRepository::connections`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    /// The source.
+    pub source_id: SourceId,
+    /// Its settings, or why they cannot be used.
+    pub settings: Result<SourceConnection, ConnectionSettingsError>,
+}
+
+/// Why a source's stored connection settings cannot be used. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionSettingsError {
+    /// A sealed secret does not open.
+    #[error("cannot decrypt {column}: {reason}")]
+    UnreadableSecret {
+        /// The column (`pg_password`).
+        column: &'static str,
+        /// Why.
+        reason: CipherError,
+    },
+    /// A stored value breaks an invariant (the row was written around the API).
+    #[error("the stored connection settings are invalid: {0}")]
+    Corrupt(String),
 }
 
 /// Stores destinations. Private-key passphrases are stored sealed, like source passwords.
@@ -191,11 +219,13 @@ impl SecretSlot {
 }
 
 /// Why a secret could not be sealed or opened. Never carries the secret.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
     /// The sealed bytes are malformed, were tampered with, belong to another slot, or were sealed
     /// with another key.
-    #[error("sealed secret cannot be opened (wrong key, wrong slot or tampered)")]
+    #[error(
+        "it does not open with the configured key (sealed under another key, copied from another row, or tampered with)"
+    )]
     Open,
     /// Sealing failed.
     #[error("secret cannot be sealed")]

@@ -165,6 +165,9 @@ pub trait MonitorHeartbeat: Send + Sync {
     fn started_at(&self) -> Timestamp;
     /// The sampling interval.
     fn interval(&self) -> Duration;
+    /// The sources whose latest attempt by this process could not even be tried because their
+    /// stored settings cannot be used (a password that does not decrypt), with why; by id.
+    fn unusable_sources(&self) -> Vec<(SourceId, String)>;
 }
 
 /// Serving what the monitor recorded.

@@ -12,7 +12,9 @@ use rosetta_domain::{
     SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
 };
 use rosetta_ports::EntityKind;
-use rosetta_ports::outbound::{RepositoryError, SecretCipher, SourceRepository};
+use rosetta_ports::outbound::{
+    ConnectionSettingsError, RepositoryError, SecretCipher, SourceRepository, StoredConnection,
+};
 
 use crate::error::{CorruptRow, Failure, StoredRow, name_conflict, not_found};
 use crate::paging::{offset_limit, total_count};
@@ -257,11 +259,12 @@ impl SourceRepository for PostgresSourceRepository {
     }
 
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
-        let mut found = self.connections(&[id]).await?;
-        found.pop().ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })
+        let found = self.connections(&[id]).await?.pop();
+        let stored = found.ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })?;
+        stored.settings.map_err(|error| RepositoryError::Unexpected(Box::new(error)))
     }
 
-    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError> {
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<StoredConnection>, RepositoryError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -274,25 +277,33 @@ impl SourceRepository for PostgresSourceRepository {
             .await
             .map_err(Failure::from);
         let rows = self.store.settle(conn, result).await?;
-        rows.into_iter().map(|row| self.open_connection(row)).collect()
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredConnection { source_id: SourceId::new(row.id), settings: self.open_connection(row) })
+            .collect())
     }
 }
 
 impl PostgresSourceRepository {
-    /// A stored connection row with its password opened.
-    fn open_connection(&self, row: ConnectionRow) -> Result<SourceConnection, RepositoryError> {
+    /// A stored connection row with its password opened, or why that row cannot be used.
+    fn open_connection(&self, row: ConnectionRow) -> Result<SourceConnection, ConnectionSettingsError> {
+        let stored = StoredRow::new("sources", row.id);
+        let corrupt = |error: CorruptRow| ConnectionSettingsError::Corrupt(error.to_string());
+        let pg_host = stored.field("pg_host", PgHost::parse(row.pg_host)).map_err(corrupt)?;
+        let pg_port = stored.field("pg_port", PgPort::new(i64::from(row.pg_port))).map_err(corrupt)?;
+        let pg_database = stored.field("pg_database", PgDatabase::parse(row.pg_database)).map_err(corrupt)?;
+        let pg_username = stored.field("pg_username", PgUsername::parse(row.pg_username)).map_err(corrupt)?;
         let pg_password = row
             .pg_password_sealed
             .map(|sealed| self.cipher.open(&sealed, source_password_slot(row.id)))
             .transpose()
-            .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
-        let stored = StoredRow::new("sources", row.id);
+            .map_err(|reason| ConnectionSettingsError::UnreadableSecret { column: "pg_password", reason })?;
         Ok(SourceConnection {
             source_id: SourceId::new(row.id),
-            pg_host: stored.field("pg_host", PgHost::parse(row.pg_host))?,
-            pg_port: stored.field("pg_port", PgPort::new(i64::from(row.pg_port)))?,
-            pg_database: stored.field("pg_database", PgDatabase::parse(row.pg_database))?,
-            pg_username: stored.field("pg_username", PgUsername::parse(row.pg_username))?,
+            pg_host,
+            pg_port,
+            pg_database,
+            pg_username,
             pg_password,
         })
     }

@@ -64,6 +64,27 @@ async fn sealed_columns_hold_no_plaintext_and_only_open_in_their_own_row() {
         }
         other => panic!("expected Unexpected, got {other:?}"),
     }
+    // In a batch the copied value costs only its own row, and a row written around the API (a
+    // host the domain refuses) only that row, too.
+    let c = repos.sources.create(new_source("c", None), fixed_time(1)).await.unwrap();
+    let d = repos.sources.create(new_source("d", None), fixed_time(1)).await.unwrap();
+    raw.execute("UPDATE sources SET pg_host = 'has space' WHERE id = $1", &[&d.id.get()]).await.unwrap();
+    let mut batch = repos.sources.connections(&[a.id, b.id, c.id, d.id]).await.expect("the batch as a whole works");
+    batch.sort_by_key(|stored| stored.source_id);
+    let outcome: Vec<(SourceId, Result<Option<String>, String>)> = batch
+        .into_iter()
+        .map(|stored| {
+            let settings = stored.settings.map(|s| s.pg_password.map(|p| p.expose().to_owned()));
+            (stored.source_id, settings.map_err(|e| e.to_string()))
+        })
+        .collect();
+    assert_eq!(outcome[0], (a.id, Ok(Some(password.to_owned()))));
+    assert_eq!(outcome[2], (c.id, Ok(None)));
+    let unreadable = outcome[1].1.as_ref().unwrap_err();
+    assert!(unreadable.starts_with("cannot decrypt pg_password: "), "{unreadable}");
+    assert!(!unreadable.contains(password) && !unreadable.contains("b-password"), "{unreadable}");
+    let corrupt = outcome[3].1.as_ref().unwrap_err();
+    assert!(corrupt.contains("pg_host") && !corrupt.contains("has space"), "{corrupt}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,13 +7,13 @@
 //! and publishes gauges. A source that hangs or fails only costs its own slot of concurrency for
 //! at most its deadline; it never delays or fails another source.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rosetta_domain::{SourceConnection, SourceId, Timestamp, WalSample};
-use rosetta_ports::outbound::{Clock, RepositoryError, SourceRepository};
+use rosetta_ports::outbound::{Clock, ConnectionSettingsError, RepositoryError, SourceRepository};
 use rosetta_ports::wal::{
     HostProbe, MonitorHeartbeat, ProbeError, SampleOutcome, SourceProbe, SystemMetricsRepository, WalMetricsRepository,
 };
@@ -116,12 +116,25 @@ pub struct WalSampler {
     heartbeat: Arc<Heartbeat>,
 }
 
-/// When this process last completed a tick: readiness reads it.
+/// When this process last completed a tick, and which of its sources cannot be sampled because
+/// of their stored settings: readiness reads it.
 #[derive(Debug)]
 struct Heartbeat {
     started_at: Timestamp,
     last_tick: Mutex<Option<Timestamp>>,
     interval: Duration,
+    unusable: Mutex<BTreeMap<SourceId, String>>,
+}
+
+impl Heartbeat {
+    /// Records whether `source_id`'s settings were usable at its latest attempt.
+    fn settings_usable(&self, source_id: SourceId, unusable: Option<&ConnectionSettingsError>) {
+        let mut sources = self.unusable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match unusable {
+            Some(error) => sources.insert(source_id, error.to_string()),
+            None => sources.remove(&source_id),
+        };
+    }
 }
 
 impl MonitorHeartbeat for Heartbeat {
@@ -136,6 +149,11 @@ impl MonitorHeartbeat for Heartbeat {
     fn interval(&self) -> Duration {
         self.interval
     }
+
+    fn unusable_sources(&self) -> Vec<(SourceId, String)> {
+        let sources = self.unusable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sources.iter().map(|(id, error)| (*id, error.clone())).collect()
+    }
 }
 
 impl WalSampler {
@@ -145,6 +163,7 @@ impl WalSampler {
             started_at: ports.clock.now(),
             last_tick: Mutex::new(None),
             interval: settings.interval,
+            unusable: Mutex::default(),
         });
         Self { ports, settings, heartbeat }
     }
@@ -220,16 +239,17 @@ impl WalSampler {
             let batch = claimed.len();
             report.sampled += batch;
             // One round trip for the whole batch's connection settings, so the monitor never
-            // competes with API requests for more than a couple of pooled connections.
-            let mut settings: HashMap<SourceId, SourceConnection> = match self.ports.sources.connections(&claimed).await
-            {
-                Ok(found) => found.into_iter().map(|c| (c.source_id, c)).collect(),
-                Err(error) => {
-                    // The leases expire and the sources are claimed again.
-                    log_repository_error("reading the sources' connection settings", &error);
-                    return report;
-                }
-            };
+            // competes with API requests for more than a couple of pooled connections. A source
+            // whose settings cannot be used gets its own error; the others are sampled.
+            let mut settings: HashMap<SourceId, Result<SourceConnection, ConnectionSettingsError>> =
+                match self.ports.sources.connections(&claimed).await {
+                    Ok(found) => found.into_iter().map(|c| (c.source_id, c.settings)).collect(),
+                    Err(error) => {
+                        // The leases expire and the sources are claimed again.
+                        log_repository_error("reading the sources' connection settings", &error);
+                        return report;
+                    }
+                };
             // Outcomes are recorded as they arrive, so a source that hangs until its deadline
             // delays nobody else's history row. Sampling and recording run side by side: the
             // samples in flight keep being polled while a batch is written (a bounded channel
@@ -297,11 +317,18 @@ impl WalSampler {
     }
 
     /// Samples one source with retries and capped backoff, never past its deadline.
-    /// `connection` is `None` when the source was deleted after it was claimed.
-    async fn sample_one(&self, source_id: SourceId, connection: Option<SourceConnection>) -> SampleOutcome {
+    /// `connection` is `None` when the source was deleted after it was claimed, and an error
+    /// when its stored settings cannot be used (then nothing is tried: no attempt could work).
+    async fn sample_one(
+        &self,
+        source_id: SourceId,
+        connection: Option<Result<SourceConnection, ConnectionSettingsError>>,
+    ) -> SampleOutcome {
         let deadline = Instant::now() + self.settings.sample_deadline();
+        self.heartbeat.settings_usable(source_id, connection.as_ref().and_then(|c| c.as_ref().err()));
         let result = match connection {
-            Some(connection) => {
+            Some(Err(unusable)) => Err(unusable.to_string()),
+            Some(Ok(connection)) => {
                 let mut backoff = FIRST_BACKOFF;
                 let mut attempt = 1;
                 loop {
@@ -312,7 +339,7 @@ impl WalSampler {
                         Err(error) => {
                             let left = deadline.saturating_duration_since(Instant::now());
                             if attempt >= MAX_ATTEMPTS || left <= backoff + Duration::from_millis(100) {
-                                break Err(error);
+                                break Err(error.to_string());
                             }
                             tracing::debug!(source_id = %source_id, attempt, error = %error, "WAL sample failed; retrying");
                             tokio::time::sleep(backoff).await;
@@ -322,15 +349,14 @@ impl WalSampler {
                     }
                 }
             }
-            None => Err(ProbeError::Connect("the source was deleted".into())),
+            None => Err(ProbeError::Connect("the source was deleted".into()).to_string()),
         };
         publish(source_id, &result);
         SampleOutcome {
             source_id,
             attempted_at: self.ports.clock.now(),
-            result: result.map_err(|error| {
+            result: result.inspect_err(|error| {
                 tracing::warn!(source_id = %source_id, error = %error, "WAL sample failed");
-                error.to_string()
             }),
         }
     }
@@ -380,7 +406,7 @@ impl WalSampler {
 }
 
 /// Publishes a source's gauges (label `source_id`; per slot also `slot_name`, `slot_type`).
-fn publish(source_id: SourceId, result: &Result<WalSample, ProbeError>) {
+fn publish(source_id: SourceId, result: &Result<WalSample, String>) {
     let source = source_id.to_string();
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!("rosetta_wal_monitor_samples_total", "outcome" => outcome).increment(1);
@@ -454,7 +480,7 @@ mod tests {
 
     use async_trait::async_trait;
     use rosetta_domain::{Lsn, SystemSample};
-    use rosetta_ports::outbound::{MockClock, MockSourceRepository};
+    use rosetta_ports::outbound::{MockClock, MockSourceRepository, StoredConnection};
     use rosetta_ports::testing::{fixed_time, new_source};
     use rosetta_ports::wal::{MockHostProbe, MockSystemMetricsRepository, MockWalMetricsRepository};
 
@@ -534,13 +560,24 @@ mod tests {
             let new = new_source("s", Some("pw"));
             Ok(ids
                 .iter()
-                .map(|&id| SourceConnection {
+                .map(|&id| StoredConnection {
                     source_id: id,
-                    pg_host: new.pg_host.clone(),
-                    pg_port: new.pg_port,
-                    pg_database: new.pg_database.clone(),
-                    pg_username: new.pg_username.clone(),
-                    pg_password: new.pg_password.clone(),
+                    // Source 13's stored password does not decrypt.
+                    settings: if id.get() == 13 {
+                        Err(ConnectionSettingsError::UnreadableSecret {
+                            column: "pg_password",
+                            reason: rosetta_ports::outbound::CipherError::Open,
+                        })
+                    } else {
+                        Ok(SourceConnection {
+                            source_id: id,
+                            pg_host: new.pg_host.clone(),
+                            pg_port: new.pg_port,
+                            pg_database: new.pg_database.clone(),
+                            pg_username: new.pg_username.clone(),
+                            pg_password: new.pg_password.clone(),
+                        })
+                    },
                 })
                 .collect())
         });
@@ -609,6 +646,21 @@ mod tests {
         assert!(at(1).0 < at(2).0 && at(1).0.duration_since(started) < Duration::from_millis(250));
         // The hanging source is bounded by its deadline (retries included), not the default timeout.
         assert!(at(2).0.duration_since(started) < Duration::from_secs(2), "{:?}", at(2).0.duration_since(started));
+    }
+
+    #[tokio::test]
+    async fn unusable_settings_cost_only_their_source_and_are_reported() {
+        let (sampler, recorded) =
+            sampler(vec![12, 13, 14], HashMap::new(), settings(Duration::from_secs(2), Duration::from_millis(300)));
+        let report = sampler.tick().await;
+        assert_eq!((report.sampled, report.failed), (3, 1));
+        let recorded = recorded.lock().unwrap();
+        let result = |id: i64| recorded.iter().find(|(_, o)| o.source_id.get() == id).unwrap().1.result.clone();
+        assert!(result(12).is_ok() && result(14).is_ok(), "the others are sampled");
+        let error = result(13).unwrap_err();
+        assert!(error.starts_with("cannot decrypt pg_password"), "{error}");
+        let unusable = sampler.heartbeat().unusable_sources();
+        assert_eq!(unusable.iter().map(|(id, _)| id.get()).collect::<Vec<_>>(), [13]);
     }
 
     #[tokio::test]

@@ -16,8 +16,8 @@ use rosetta_domain::{
 
 use crate::EntityKind;
 use crate::outbound::{
-    DestinationRepository, MetadataHealth, PipelineRepository, RepositoryError, SecretCipher, SecretSlot,
-    SourceRepository,
+    ConnectionSettingsError, DestinationRepository, MetadataHealth, PipelineRepository, RepositoryError, SecretCipher,
+    SecretSlot, SourceRepository, StoredConnection,
 };
 
 #[derive(Debug, Default)]
@@ -200,30 +200,35 @@ impl SourceRepository for InMemoryStore {
     }
 
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
-        let mut found = self.connections(&[id]).await?;
-        found.pop().ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })
+        let found = self.connections(&[id]).await?.pop();
+        let stored = found.ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })?;
+        stored.settings.map_err(|error| RepositoryError::Unexpected(Box::new(error)))
     }
 
-    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<SourceConnection>, RepositoryError> {
+    async fn connections(&self, ids: &[SourceId]) -> Result<Vec<StoredConnection>, RepositoryError> {
         let state = self.lock()?;
-        ids.iter()
+        Ok(ids
+            .iter()
             .filter_map(|id| state.sources.get(id).map(|entry| (*id, entry)))
             .map(|(id, (source, sealed))| {
                 let password = sealed
                     .as_ref()
                     .map(|bytes| self.cipher.open(bytes, SOURCE_PASSWORD(id)))
                     .transpose()
-                    .map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
-                Ok(SourceConnection {
+                    .map_err(|reason| ConnectionSettingsError::UnreadableSecret { column: "pg_password", reason });
+                StoredConnection {
                     source_id: id,
-                    pg_host: source.pg_host.clone(),
-                    pg_port: source.pg_port,
-                    pg_database: source.pg_database.clone(),
-                    pg_username: source.pg_username.clone(),
-                    pg_password: password,
-                })
+                    settings: password.map(|pg_password| SourceConnection {
+                        source_id: id,
+                        pg_host: source.pg_host.clone(),
+                        pg_port: source.pg_port,
+                        pg_database: source.pg_database.clone(),
+                        pg_username: source.pg_username.clone(),
+                        pg_password,
+                    }),
+                }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -439,6 +444,38 @@ mod tests {
                 guard: None,
             }
         }
+    }
+
+    #[test]
+    fn an_unreadable_password_costs_only_its_own_row() {
+        futures::executor::block_on(async {
+            let store = InMemoryStore::new(Arc::new(InsecureTestCipher::new(7)));
+            let a = SourceRepository::create(
+                &store,
+                crate::testing::new_source("a", Some("pw-a")),
+                crate::testing::fixed_time(0),
+            )
+            .await
+            .unwrap();
+            let b = SourceRepository::create(
+                &store,
+                crate::testing::new_source("b", Some("pw-b")),
+                crate::testing::fixed_time(0),
+            )
+            .await
+            .unwrap();
+            {
+                let mut state = store.state.lock().unwrap();
+                let copied = state.sources[&a.id].1.clone();
+                state.sources.get_mut(&b.id).unwrap().1 = copied;
+            }
+            let batch = store.connections(&[a.id, b.id]).await.unwrap();
+            assert!(batch[0].settings.is_ok());
+            assert!(matches!(
+                batch[1].settings,
+                Err(ConnectionSettingsError::UnreadableSecret { column: "pg_password", .. })
+            ));
+        });
     }
 
     #[test]

@@ -177,8 +177,14 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         let other = ok!(case, store.sources.create(new_source("b", Some("other")), fixed_time(6)));
         let mut batch = ok!(case, store.sources.connections(&[other.id, SourceId::new(987_654), created.id]));
         batch.sort_by_key(|c| c.source_id);
-        let summary: Vec<_> =
-            batch.iter().map(|c| (c.source_id, c.pg_password.as_ref().map(|p| p.expose().to_owned()))).collect();
+        let summary: Vec<_> = batch
+            .iter()
+            .map(|c| {
+                let settings = c.settings.as_ref().unwrap_or_else(|e| panic!("[{case}] {:?}: {e}", c.source_id));
+                assert_eq!(settings.source_id, c.source_id, "[{case}] settings of the right source");
+                (c.source_id, settings.pg_password.as_ref().map(|p| p.expose().to_owned()))
+            })
+            .collect();
         assert_eq!(summary, vec![(created.id, None), (other.id, Some("other".to_owned()))], "[{case}] batch lookup");
         assert!(ok!(case, store.sources.connections(&[])).is_empty(), "[{case}] empty batch");
 
