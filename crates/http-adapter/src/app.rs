@@ -2,6 +2,7 @@
 //! document), shared state, middleware, the docs UI and the 404/405 fallback.
 
 use std::io;
+use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ResourceDef, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -15,12 +16,11 @@ use utoipa::openapi::OpenApi;
 use utoipa_actix_web::{AppExt, UtoipaApp, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::body::BodyLimit;
 use crate::error::ApiError;
-use crate::handlers::meta::{self, OpenApiJson};
-use crate::handlers::{destinations, pipelines, sources, wal};
-use crate::health;
+use crate::input::body::BodySettings;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, guard, request_context};
+use crate::resources::meta::{self, DocsPage, OpenApiJson};
+use crate::resources::{destinations, health, pipelines, sources, wal};
 use crate::{HttpSettings, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
@@ -37,9 +37,11 @@ pub(crate) struct AppState {
     services: ServicesFactory,
     prefix: String,
     version: web::Data<Version>,
-    body_limit: usize,
+    body: BodySettings,
     guard: web::Data<Guard>,
     openapi: web::Data<OpenApiJson>,
+    docs: web::Data<DocsPage>,
+    swagger: Arc<utoipa_swagger_ui::Config<'static>>,
     routes: web::Data<RouteTable>,
     metrics: web::Data<PrometheusHandle>,
 }
@@ -69,14 +71,17 @@ impl AppState {
         let mut document = openapi::openapi_document(prefix);
         document.info.version.clone_from(&settings.version);
         let json = serde_json::to_vec(&document).map_err(io::Error::other)?;
+        let swagger = Arc::new(utoipa_swagger_ui::Config::from("/openapi.json"));
 
         Ok(Self {
             services,
             prefix: prefix.to_owned(),
             version: web::Data::new(Version(settings.version.clone())),
-            body_limit: settings.body_limit_bytes,
+            body: BodySettings { limit: settings.body_limit_bytes, timeout: settings.body_timeout },
             guard: web::Data::new(Guard { open_path: READINESS_PATH, keys, limiter }),
             openapi: web::Data::new(OpenApiJson(Bytes::from(json))),
+            docs: web::Data::new(DocsPage::new(Arc::clone(&swagger))?),
+            swagger,
             routes: web::Data::new(RouteTable::new(&document)),
             metrics: web::Data::new(metrics),
         })
@@ -93,7 +98,7 @@ pub(crate) fn register<T>(app: UtoipaApp<T>, prefix: &str) -> UtoipaApp<T>
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = Error, InitError = ()>,
 {
-    app.service(health::liveness).service(meta::openapi_json).service(meta::metrics).service(
+    app.service(health::liveness).service(meta::openapi_json).service(meta::docs).service(meta::metrics).service(
         scope::scope(prefix)
             .wrap(from_fn(guard))
             .service(health::readiness)
@@ -146,32 +151,30 @@ pub(crate) fn build_app(
         .app_data(web::Data::from(services.pipelines))
         .app_data(web::Data::from(services.health))
         .app_data(web::Data::from(services.wal_monitor))
-        .app_data(BodyLimit(state.body_limit))
+        .app_data(state.body)
         .app_data(state.version.clone())
         .app_data(state.guard.clone())
         .app_data(state.openapi.clone())
+        .app_data(state.docs.clone())
         .app_data(state.routes.clone())
         .app_data(state.metrics.clone())
         // The UI's own files, served from the binary (no CDN); it loads our /openapi.json.
-        .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")))
-        .service(web::resource("/docs").route(web::get().to(docs_redirect)))
+        .service(SwaggerUi::new("/docs/{_:.*}").config((*state.swagger).clone()))
         .default_service(web::to(fallback))
         .wrap(from_fn(request_context))
 }
 
-/// `/docs` → `/docs/`: the UI loads its files relative to its own URL.
-async fn docs_redirect() -> HttpResponse {
-    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
-}
-
-/// No route matched: 405 with `Allow` when the path exists with other methods, else 404.
+/// No route matched: `OPTIONS` on a route answers which methods it serves; another method the
+/// route does not serve is 405 with `Allow`; a path no route serves is 404.
 async fn fallback(req: HttpRequest, routes: web::Data<RouteTable>) -> HttpResponse {
     // The path as the router saw it (percent-decoded the same way).
-    let error = match routes.allowed(req.match_info().as_str()) {
-        Some(allow) => ApiError::method_not_allowed(allow),
-        None => ApiError::route_not_found(),
-    };
-    error.error_response()
+    match routes.allowed(req.match_info().as_str()) {
+        Some(allow) if req.method() == Method::OPTIONS => {
+            HttpResponse::NoContent().insert_header((header::ALLOW, allow)).finish()
+        }
+        Some(allow) => ApiError::method_not_allowed(allow).error_response(),
+        None => ApiError::route_not_found().error_response(),
+    }
 }
 
 /// Every documented path with its methods, to tell a 405 from a 404.
@@ -185,12 +188,15 @@ impl RouteTable {
             .paths
             .iter()
             .map(|(path, item)| {
+                // HEAD is served wherever GET is (see `request_context`), OPTIONS everywhere.
                 let methods = [
                     (Method::GET, item.get.is_some()),
+                    (Method::HEAD, item.get.is_some()),
                     (Method::POST, item.post.is_some()),
                     (Method::PUT, item.put.is_some()),
                     (Method::PATCH, item.patch.is_some()),
                     (Method::DELETE, item.delete.is_some()),
+                    (Method::OPTIONS, true),
                 ];
                 let methods = methods.into_iter().filter_map(|(method, present)| present.then_some(method)).collect();
                 (ResourceDef::new(path.as_str()), methods)

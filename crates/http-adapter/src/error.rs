@@ -20,7 +20,7 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
 pub(crate) struct ErrorBody {
     /// A stable machine-readable category: `ValidationError`, `NotFound`, `Conflict`, `Unauthorized`,
     /// `RateLimited`, `Unavailable`, `InternalError`, `MethodNotAllowed`, `PayloadTooLarge`,
-    /// `UnsupportedMediaType`, `BadRequest`.
+    /// `UnsupportedMediaType`, `RequestTimeout`, `BadRequest`.
     pub error: &'static str,
     /// A human-readable explanation.
     pub message: String,
@@ -28,48 +28,75 @@ pub(crate) struct ErrorBody {
     pub details: ErrorDetails,
 }
 
-/// The `details` of an error body.
+/// The `details` of an error body. The branches are disjoint (each object branch names its
+/// required fields and allows no others), so every error body matches exactly one.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum ErrorDetails {
     /// `ValidationError`: one entry per problem, all problems at once.
     Validation(Vec<FieldError>),
     /// `NotFound` for an entity.
-    NotFound {
-        /// `Source`, `Destination` or `Pipeline`.
-        entity_type: &'static str,
-        /// The id that was looked for.
-        entity_id: String,
-    },
+    NotFound(NotFoundDetails),
     /// `Conflict` on a unique field.
-    Duplicate {
-        /// The kind of entity written.
-        entity_type: &'static str,
-        /// The unique field.
-        field: &'static str,
-        /// The clashing value.
-        value: String,
-    },
+    Duplicate(DuplicateDetails),
     /// `Conflict`: the entity is still used by pipelines.
-    InUse {
-        /// The kind of entity to delete.
-        entity_type: &'static str,
-        /// Its id.
-        entity_id: String,
-        /// The pipelines that use it.
-        pipelines: Vec<PipelineRef>,
-    },
+    InUse(InUseDetails),
     /// `RateLimited`.
-    RateLimited {
-        /// Seconds until a request will be accepted again.
-        retry_after_seconds: u64,
-    },
+    RateLimited(RateLimitedDetails),
     /// Every other error.
-    Empty {},
+    Empty(NoDetails),
 }
+
+/// `details` of `NotFound` for an entity.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotFoundDetails {
+    /// `Source`, `Destination` or `Pipeline`.
+    entity_type: &'static str,
+    /// The id that was looked for.
+    entity_id: String,
+}
+
+/// `details` of a `Conflict` on a unique field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DuplicateDetails {
+    /// The kind of entity written.
+    entity_type: &'static str,
+    /// The unique field.
+    field: &'static str,
+    /// The clashing value.
+    value: String,
+}
+
+/// `details` of a `Conflict`: the entity is still used by pipelines.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InUseDetails {
+    /// The kind of entity to delete.
+    entity_type: &'static str,
+    /// Its id.
+    entity_id: String,
+    /// The pipelines that use it.
+    pipelines: Vec<PipelineRef>,
+}
+
+/// `details` of `RateLimited`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitedDetails {
+    /// Seconds until a request will be accepted again.
+    retry_after_seconds: u64,
+}
+
+/// `details` of every other error: an empty object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoDetails {}
 
 /// A pipeline named by a refused delete.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PipelineRef {
     /// Pipeline id.
     pub id: i64,
@@ -79,6 +106,7 @@ pub(crate) struct PipelineRef {
 
 /// One validation problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"loc": ["body", "pg_port"], "msg": "must be at most 65535", "type": "less_than_equal"}))]
 pub(crate) struct FieldError {
     /// Where the problem is: `["body"]`, `["body", field]`, `["query", name]` or `["path", name]`.
@@ -104,16 +132,25 @@ impl FieldError {
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    /// Boxed: an `ApiError` travels in every `Result` of the request path.
+    body: Box<ErrorBody>,
     /// `Retry-After`, in seconds.
     retry_after: Option<u64>,
     /// `Allow`, for 405.
     allow: Option<String>,
+    /// Close the connection after answering.
+    close: bool,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error: &'static str, message: impl Into<String>, details: ErrorDetails) -> Self {
-        Self { status, body: ErrorBody { error, message: message.into(), details }, retry_after: None, allow: None }
+        Self {
+            status,
+            body: Box::new(ErrorBody { error, message: message.into(), details }),
+            retry_after: None,
+            allow: None,
+            close: false,
+        }
     }
 
     /// 422 listing every problem.
@@ -127,13 +164,14 @@ impl ApiError {
 
     /// 404 for a path no route serves.
     pub(crate) fn route_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "No route matches this path", ErrorDetails::Empty {})
+        Self::new(StatusCode::NOT_FOUND, "NotFound", "No route matches this path", ErrorDetails::Empty(NoDetails {}))
     }
 
     /// 405 for a known path asked with another method; `allow` lists the methods it serves.
     pub(crate) fn method_not_allowed(allow: String) -> Self {
         let message = format!("Method not allowed on this route; allowed: {allow}");
-        let mut error = Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message, ErrorDetails::Empty {});
+        let mut error =
+            Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", message, ErrorDetails::Empty(NoDetails {}));
         error.allow = Some(allow);
         error
     }
@@ -144,7 +182,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
             format!("Request body exceeds the limit of {limit} bytes"),
-            ErrorDetails::Empty {},
+            ErrorDetails::Empty(NoDetails {}),
         )
     }
 
@@ -154,18 +192,41 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
             "Content-Type must be application/json",
-            ErrorDetails::Empty {},
+            ErrorDetails::Empty(NoDetails {}),
         )
     }
 
     /// 400 for a body that could not be received (a broken upload).
     pub(crate) fn unreadable_body() -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BadRequest", "The request body could not be read", ErrorDetails::Empty {})
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The request body could not be read",
+            ErrorDetails::Empty(NoDetails {}),
+        )
+    }
+
+    /// 408: the body did not arrive within `limit`. The connection is closed after the answer:
+    /// the rest of the body may still be on its way.
+    pub(crate) fn request_timeout(limit: std::time::Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            format!("The request body did not arrive within {} s", limit.as_secs_f64()),
+            ErrorDetails::Empty(NoDetails {}),
+        );
+        error.close = true;
+        error
     }
 
     /// 401.
     pub(crate) fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Missing or invalid API key", ErrorDetails::Empty {})
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Missing or invalid API key",
+            ErrorDetails::Empty(NoDetails {}),
+        )
     }
 
     /// 429 with the seconds to wait.
@@ -174,7 +235,7 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "RateLimited",
             format!("Rate limit exceeded; retry in {retry_after_seconds} s"),
-            ErrorDetails::RateLimited { retry_after_seconds },
+            ErrorDetails::RateLimited(RateLimitedDetails { retry_after_seconds }),
         );
         error.retry_after = Some(retry_after_seconds);
         error
@@ -186,7 +247,7 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "An internal error occurred",
-            ErrorDetails::Empty {},
+            ErrorDetails::Empty(NoDetails {}),
         )
     }
 
@@ -196,7 +257,7 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "Unavailable",
             "The service is temporarily unavailable; retry later",
-            ErrorDetails::Empty {},
+            ErrorDetails::Empty(NoDetails {}),
         );
         error.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
         error
@@ -214,13 +275,23 @@ impl ApiError {
             status if status.is_server_error() => Self::internal(),
             status => {
                 let error = if status == StatusCode::METHOD_NOT_ALLOWED { "MethodNotAllowed" } else { "BadRequest" };
-                Self::new(status, error, status.canonical_reason().unwrap_or("Bad request"), ErrorDetails::Empty {})
+                Self::new(
+                    status,
+                    error,
+                    status.canonical_reason().unwrap_or("Bad request"),
+                    ErrorDetails::Empty(NoDetails {}),
+                )
             }
         }
     }
 
     fn payload_too_large_unknown() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "Request is too large", ErrorDetails::Empty {})
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "Request is too large",
+            ErrorDetails::Empty(NoDetails {}),
+        )
     }
 
     /// The body.
@@ -252,6 +323,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.close {
+            response.force_close();
+        }
         response.json(&self.body)
     }
 }
@@ -263,26 +337,26 @@ impl From<ServiceError> for ApiError {
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 format!("{entity} with id '{id}' not found"),
-                ErrorDetails::NotFound { entity_type: entity.as_str(), entity_id: id.to_string() },
+                ErrorDetails::NotFound(NotFoundDetails { entity_type: entity.as_str(), entity_id: id.to_string() }),
             ),
             ServiceError::Conflict { entity, field, value } => Self::new(
                 StatusCode::CONFLICT,
                 "Conflict",
                 format!("{entity} with {field} '{value}' already exists"),
-                ErrorDetails::Duplicate { entity_type: entity.as_str(), field, value },
+                ErrorDetails::Duplicate(DuplicateDetails { entity_type: entity.as_str(), field, value }),
             ),
             ServiceError::InUse { entity, id, pipelines } => Self::new(
                 StatusCode::CONFLICT,
                 "Conflict",
                 format!("{entity} with id '{id}' is still used by {} pipeline(s)", pipelines.len()),
-                ErrorDetails::InUse {
+                ErrorDetails::InUse(InUseDetails {
                     entity_type: entity.as_str(),
                     entity_id: id.to_string(),
                     pipelines: pipelines
                         .into_iter()
                         .map(|p| PipelineRef { id: p.id.get(), name: p.name.into_inner() })
                         .collect(),
-                },
+                }),
             ),
             ServiceError::InvalidReference { field, entity, id } => Self::validation(vec![FieldError::new(
                 &["body", field],

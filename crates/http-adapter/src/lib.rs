@@ -11,14 +11,11 @@
 //! recorder it installed, and stops the returned server itself (signals are not handled here).
 
 mod app;
-mod body;
-mod dto;
 mod error;
-mod handlers;
-mod health;
+mod input;
 mod middleware;
 mod openapi;
-mod params;
+mod resources;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +35,9 @@ pub use openapi::openapi_document;
 
 /// The body limit when none is configured: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a request body may take to arrive when none is configured.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The use cases the API calls.
 #[derive(Clone)]
@@ -92,6 +92,14 @@ pub struct HttpSettings {
     pub api_keys: Vec<String>,
     /// The largest request body accepted, in bytes (the default is [`DEFAULT_BODY_LIMIT`]).
     pub body_limit_bytes: usize,
+    /// How long a request body may take to arrive (the default is [`DEFAULT_BODY_TIMEOUT`]);
+    /// a slower one is answered 408 and its connection closed.
+    pub body_timeout: Duration,
+    /// How long the request head may take to arrive (then 408 and the connection is closed),
+    /// and how long an idle keep-alive connection stays open.
+    pub head_timeout: Duration,
+    /// The most connections served at once, over all workers; more wait in the listen backlog.
+    pub max_connections: usize,
     /// The per-client rate limit, if any.
     pub rate_limit: Option<RateLimit>,
     /// Worker threads; 0 lets actix choose (one per physical core).
@@ -109,6 +117,9 @@ impl fmt::Debug for HttpSettings {
             .field("api_prefix", &self.api_prefix)
             .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("head_timeout", &self.head_timeout)
+            .field("max_connections", &self.max_connections)
             .field("rate_limit", &self.rate_limit)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -126,27 +137,44 @@ impl fmt::Debug for HttpSettings {
 ///
 /// # Errors
 ///
-/// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, or a rate limit
-/// with a zero rate or burst; any error of listening on `listener`.
+/// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, a rate limit
+/// with a zero rate or burst, a zero timeout or connection limit; any error of listening on
+/// `listener`.
 pub fn serve(
     listener: TcpListener,
     services: ServicesFactory,
     settings: HttpSettings,
     metrics: PrometheusHandle,
 ) -> std::io::Result<Server> {
+    if settings.body_timeout.is_zero() || settings.head_timeout.is_zero() || settings.max_connections == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "timeouts and the connection limit must be greater than zero",
+        ));
+    }
     let state = app::AppState::new(services, &settings, metrics)?;
     describe_metrics();
     let timeout = settings.shutdown_timeout;
     let shutdown_seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    let mut server = HttpServer::new(move || app::build_app(&state))
+    let workers = if settings.workers > 0 {
+        settings.workers
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    };
+    let server = HttpServer::new(move || app::build_app(&state))
         .disable_signals()
         .shutdown_timeout(shutdown_seconds)
         // A response written in more than one segment (a long list) must not wait for the
         // client's delayed ACK before its last segment goes out (Nagle).
-        .tcp_nodelay(true);
-    if settings.workers > 0 {
-        server = server.workers(settings.workers);
-    }
+        .tcp_nodelay(true)
+        .workers(workers)
+        // Slow or silent clients are cut off: the head within `head_timeout` (actix answers
+        // 408), the body within `body_timeout` (the body reader answers 408), and each worker
+        // serves at most its share of `max_connections` (the rest wait in the backlog).
+        .client_request_timeout(settings.head_timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(settings.head_timeout)
+        .max_connections((settings.max_connections / workers).max(1));
     Ok(server.listen(listener)?.run())
 }
 

@@ -20,6 +20,31 @@ use tracing::Instrument;
 
 use crate::RateLimit;
 use crate::error::ApiError;
+use crate::input::body::{BodySettings, Unreceived, receive_body};
+
+/// An answer's body that keeps the rest of the request's unreceived body alive until it has been
+/// written: the HTTP server then sees the request body unread (rather than abandoned) and closes
+/// the connection after the answer instead of reading the rest for as long as the client sends
+/// it (see `receive_body`).
+struct ClosingBody {
+    answer: BoxBody,
+    _rest: actix_web::dev::Payload,
+}
+
+impl MessageBody for ClosingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.answer.size()
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.answer).poll_next(cx)
+    }
+}
 
 /// The request id header, accepted from the client and echoed in every response.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,8 +66,11 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
 /// route, path, client, request id, status) and writes one access log line when the request
 /// ends, gives every error response the one error body, echoes the id, and records
 /// `http_requests_total` / `http_request_duration_seconds`.
+///
+/// `HEAD` is routed as `GET` (RFC 9110: a server serving GET serves HEAD); the HTTP codec,
+/// which remembers the request was HEAD, sends the headers without the body.
 pub(crate) async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
@@ -58,10 +86,21 @@ pub(crate) async fn request_context(
         request_id = %request_id,
     );
     let method = method_label(req.method());
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
 
-    // Every inner layer turns its errors into responses, so `Err` cannot reach here; if one ever
-    // does, actix renders it.
-    let mut response = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let settings = req.app_data::<BodySettings>().copied().unwrap_or_default();
+    let mut response = match receive_body(&mut req, settings).instrument(span.clone()).await {
+        // Every inner layer turns its errors into responses, so `Err` cannot reach here; if one
+        // ever does, actix renders it.
+        Ok(()) => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
+        Err(Unreceived { error, rest }) => {
+            let response =
+                error.error_response().map_body(|_, answer| BoxBody::new(ClosingBody { answer, _rest: rest }));
+            req.into_response(response)
+        }
+    };
 
     if response.status().as_u16() >= 400 && !is_json(response.headers()) {
         response = uniform_error(response, &request_id);

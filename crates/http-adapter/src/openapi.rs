@@ -1,9 +1,14 @@
 //! The OpenAPI 3.1 document: the paths collected from the registered handlers, plus what every
-//! versioned route shares (security, 401/429/500/503 responses).
+//! route shares and can be derived instead of repeated: security and the 401/429/503/500
+//! answers of versioned routes, the 400/408/413/415 answers of every operation with a body, and
+//! the links from each `POST` that creates a resource to the operations on it.
+
+use std::collections::BTreeMap;
 
 use actix_web::App;
 use utoipa::OpenApi;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{HttpMethod, Operation, PathItem};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
@@ -28,7 +33,7 @@ use crate::app::register;
         (name = "wal-monitor", description = "WAL retained per source and slot (latest state and history), and \
                                               host CPU / memory / swap history"),
         (name = "health", description = "Liveness and readiness"),
-        (name = "meta", description = "This document and Prometheus metrics"),
+        (name = "meta", description = "This document, its interactive UI and Prometheus metrics"),
     )
 )]
 struct ApiDoc;
@@ -49,11 +54,8 @@ pub fn openapi_document(api_prefix: &str) -> utoipa::openapi::OpenApi {
     let readiness = format!("{api_prefix}/health");
     let versioned = format!("{api_prefix}/");
     for (path, item) in &mut document.paths.paths {
-        if !path.starts_with(&versioned) {
-            continue;
-        }
-        let guarded = *path != readiness;
-        for operation in operations(item) {
+        let guarded = path.starts_with(&versioned) && *path != readiness;
+        for (_, operation) in operations(item) {
             if guarded {
                 operation.security = Some(vec![
                     SecurityRequirement::new(BEARER, Vec::<String>::new()),
@@ -63,18 +65,75 @@ pub fn openapi_document(api_prefix: &str) -> utoipa::openapi::OpenApi {
                 add_error(operation, "429", "Rate limit exceeded (see `Retry-After`)");
                 add_error(operation, "503", "The metadata database is unavailable (see `Retry-After`)");
             }
-            add_error(operation, "500", "Internal error (generic body)");
+            if operation.request_body.is_some() {
+                add_error(operation, "400", "The body could not be received (a broken upload)");
+                add_error(operation, "408", "The body did not arrive in time; the connection is closed");
+                add_error(operation, "413", "Body too large");
+                add_error(operation, "415", "Not JSON");
+                add_error(operation, "422", "Invalid body (every problem listed)");
+            }
+            if path.starts_with(&versioned) {
+                add_error(operation, "500", "Internal error (generic body)");
+            }
         }
     }
+    add_links(&mut document.paths.paths);
     document
 }
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, &mut item.get),
+        (HttpMethod::Post, &mut item.post),
+        (HttpMethod::Put, &mut item.put),
+        (HttpMethod::Patch, &mut item.patch),
+        (HttpMethod::Delete, &mut item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
 }
 
 fn add_error(operation: &mut Operation, status: &str, description: &str) {
     let content = Content::new(Some(Ref::from_schema_name("ErrorBody")));
     let response = Response::builder().description(description).content("application/json", content).build();
     operation.responses.responses.entry(status.to_owned()).or_insert(RefOr::T(response));
+}
+
+/// Links each `201` of `POST {collection}` to every operation on `{collection}/{id}` and below
+/// it (`id` from the created body), so clients and the contract test can follow a resource
+/// from its creation to its reads, updates, actions and deletion.
+fn add_links(paths: &mut BTreeMap<String, PathItem>) {
+    let mut links: Vec<(String, String, String)> = Vec::new();
+    for (collection, item) in paths.iter() {
+        let Some(create) = item.post.as_ref().and_then(|post| post.operation_id.clone()) else { continue };
+        let member = format!("{collection}/{{id}}");
+        for (path, target) in paths.iter() {
+            if path != &member && !path.starts_with(&format!("{member}/")) {
+                continue;
+            }
+            let mut target = target.clone();
+            for (_, operation) in operations(&mut target) {
+                if let Some(id) = &operation.operation_id {
+                    links.push((collection.clone(), create.clone(), id.clone()));
+                }
+            }
+        }
+    }
+    for (collection, _, target) in links {
+        let Some(created) = paths
+            .get_mut(&collection)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|post| post.responses.responses.get_mut("201"))
+        else {
+            continue;
+        };
+        if let RefOr::T(response) = created {
+            let link = LinkBuilder::new()
+                .operation_id(target.clone())
+                .parameter("id", "$response.body#/id")
+                .description(format!("The created resource, through `{target}`"))
+                .build();
+            response.links.insert(target, RefOr::T(link));
+        }
+    }
 }

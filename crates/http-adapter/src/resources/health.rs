@@ -49,6 +49,9 @@ pub(crate) enum CheckState {
     Unhealthy,
     /// Not running here, by configuration; does not make the service unready.
     Disabled,
+    /// Working, but part of its work fails for a reason an operator must fix (see `error`);
+    /// does not make the service unready.
+    Degraded,
 }
 
 /// One readiness check.
@@ -58,7 +61,7 @@ pub(crate) struct CheckBody {
     status: CheckState,
     /// How long the check took.
     latency_ms: u64,
-    /// Why the check failed (only when `unhealthy`).
+    /// Why the check failed (`unhealthy`), or what part of it fails (`degraded`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     /// Why the check does not run (only when `disabled`).
@@ -76,6 +79,7 @@ impl From<Check> for CheckBody {
             CheckStatus::Healthy => (CheckState::Healthy, None, None),
             CheckStatus::Unhealthy(error) => (CheckState::Unhealthy, Some(error), None),
             CheckStatus::Disabled(reason) => (CheckState::Disabled, None, Some(reason)),
+            CheckStatus::Degraded(error) => (CheckState::Degraded, Some(error), None),
         };
         Self {
             status,

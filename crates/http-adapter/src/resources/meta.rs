@@ -1,4 +1,4 @@
-//! `GET /openapi.json` and `GET /metrics`.
+//! `GET /openapi.json`, `GET /docs` and `GET /metrics`.
 
 use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
@@ -27,4 +27,30 @@ pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpRespon
 #[get("/metrics")]
 pub(crate) async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())
+}
+
+/// The Swagger UI page, served from the binary (no CDN); it loads `/openapi.json`. Its files
+/// live under `/docs/`, which the page names as its base, so `/docs` and `/docs/` both work.
+#[utoipa::path(
+    tag = "meta",
+    responses((status = 200, description = "The interactive API documentation", content_type = "text/html", body = String))
+)]
+#[get("/docs")]
+pub(crate) async fn docs(page: web::Data<DocsPage>) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::html()).body(page.0.clone())
+}
+
+/// The UI's index page with `<base href="/docs/">`, built once at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct DocsPage(pub Bytes);
+
+impl DocsPage {
+    /// The page for a UI whose files are served under `/docs/` and that loads `/openapi.json`.
+    pub(crate) fn new(config: std::sync::Arc<utoipa_swagger_ui::Config<'static>>) -> std::io::Result<Self> {
+        let index = utoipa_swagger_ui::serve("index.html", config)
+            .map_err(|error| std::io::Error::other(error.to_string()))?
+            .ok_or_else(|| std::io::Error::other("the Swagger UI has no index.html"))?;
+        let html = String::from_utf8_lossy(&index.bytes).replacen("<head>", "<head>\n    <base href=\"/docs/\">", 1);
+        Ok(Self(Bytes::from(html)))
+    }
 }

@@ -102,7 +102,7 @@ async fn field_bounds_come_from_the_domain() {
 async fn json_types_are_not_coerced() {
     let cases = [
         ("pg_port", json!("5432"), "int_type"),
-        ("pg_port", json!(5432.0), "int_type"),
+        ("pg_port", json!(5432.5), "int_type"),
         ("pg_port", json!(null), "int_type"),
         ("replication_id", json!(true), "int_type"),
         ("name", json!(5), "string_type"),
@@ -115,6 +115,29 @@ async fn json_types_are_not_coerced() {
         assert_eq!(details.as_array().map(Vec::len), Some(1), "{field} = {value}: {details}");
         assert_eq!((&details[0]["loc"], &details[0]["type"]), (&json!(["body", field]), &json!(kind)), "{value}");
     }
+}
+
+#[actix_web::test]
+async fn integral_numbers_are_integers_as_json_schema_says() {
+    let mut mocks = Mocks::default();
+    mocks.sources.expect_create_source().withf(|new| new.pg_port.get() == 5433).returning(|_| Ok(source(1)));
+    let app = start(mocks).await;
+    let reply =
+        send(&app, api_json(Method::POST, "/api/v1/sources", &with(valid_source(), "pg_port", json!(5433.0)))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+}
+
+#[actix_web::test]
+async fn duplicate_keys_are_refused() {
+    let app = start(Mocks::default()).await;
+    let request = api(Method::POST, "/api/v1/sources")
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(r#"{"name": "a", "pg_host": "h", "name": "b"}"#);
+    let body = send(&app, request).await.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError");
+    assert_eq!(
+        body["details"],
+        json!([{"loc": ["body", "name"], "msg": "A key appears more than once in this JSON object", "type": "duplicate_key"}])
+    );
 }
 
 #[actix_web::test]
