@@ -234,3 +234,38 @@ async fn request_ids_are_echoed_or_generated() {
     assert!(id.len() >= 16, "generated id {id:?}");
     assert!(app.logs().contains("req-42"), "the request id is in the request's log lines");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn head_answers_like_get_without_a_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn().await;
+    let created = create(&app, "/api/v1/sources", source_body("head")).await;
+    let path = format!("/api/v1/sources/{}", created["id"]);
+    let get = app.get(&path).await;
+    let length = get.headers()["content-length"].to_str().expect("length").to_owned();
+
+    // On the wire: the headers GET would send, then nothing (the connection closes, as asked).
+    let authority = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
+    let request = format!(
+        "HEAD {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_string(&mut response))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains(&format!("content-length: {length}")), "{head}");
+    assert_eq!(body, "", "HEAD answers carry no body");
+
+    for open in ["/health", "/docs", "/openapi.json"] {
+        let head = app.client.head(app.url(open)).send().await.expect("HEAD");
+        assert_eq!(head.status(), StatusCode::OK, "{open}");
+    }
+    let docs = app.client.get(app.url("/docs")).send().await.expect("GET /docs");
+    assert_eq!(docs.status(), StatusCode::OK, "no redirect");
+}

@@ -36,6 +36,20 @@ fn invalid_configuration_names_the_setting() {
     );
     assert!(!status.success());
     assert!(output.contains("API_KEYS"), "production needs keys: {output}");
+    for url in ["postgres://u:hunter2@db:notaport/x", "postgres://db/x?frobnicate=1"] {
+        let (status, output) = run_to_completion(&["serve"], &[("DATABASE_URL", url), ("SECRET_KEY", SECRET_KEY)]);
+        assert_eq!(status.code(), Some(78), "a configuration error: {output}");
+        assert!(output.contains("DATABASE_URL"), "{output}");
+        assert!(!output.contains("hunter2"), "{output}");
+    }
+    for setting in ["REQUEST_BODY_TIMEOUT_SECONDS", "MAX_CONNECTIONS"] {
+        let (status, output) = run_to_completion(
+            &["serve"],
+            &[("DATABASE_URL", "postgres://x@127.0.0.1:1/x"), ("SECRET_KEY", SECRET_KEY), (setting, "0")],
+        );
+        assert_eq!(status.code(), Some(78), "{output}");
+        assert!(output.contains(setting), "{output}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -56,7 +56,13 @@ impl TestApp {
 
     /// A server over `database_url` with extra environment variables.
     pub async fn spawn_with(database_url: &str, env: &[(&str, &str)]) -> TestApp {
-        let mut command = server_command();
+        Self::spawn_wrapped(database_url, env, &[]).await
+    }
+
+    /// [`TestApp::spawn_with`], the binary run by `wrapper` (a command and its arguments, to
+    /// which the binary's path is appended), e.g. in a namespace of its own.
+    pub async fn spawn_wrapped(database_url: &str, env: &[(&str, &str)], wrapper: &[&str]) -> TestApp {
+        let mut command = if wrapper.is_empty() { server_command() } else { wrapped_server_command(wrapper) };
         command
             .env("DATABASE_URL", database_url)
             .env("SECRET_KEY", SECRET_KEY)
@@ -165,7 +171,17 @@ impl Drop for TestApp {
 
 /// The server binary in the workspace root (so `config/` is found), with a clean environment.
 pub fn server_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rosetta-server"));
+    configured(Command::new(env!("CARGO_BIN_EXE_rosetta-server")))
+}
+
+/// [`server_command`], run by `wrapper`.
+fn wrapped_server_command(wrapper: &[&str]) -> Command {
+    let mut command = Command::new(wrapper[0]);
+    command.args(&wrapper[1..]).arg(env!("CARGO_BIN_EXE_rosetta-server"));
+    configured(command)
+}
+
+fn configured(mut command: Command) -> Command {
     command
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env_clear()

@@ -44,6 +44,6 @@ pub use destination::PostgresDestinationRepository;
 pub use migrations::{MigrationError, run_migrations};
 pub use pipeline::PostgresPipelineRepository;
 pub use source::PostgresSourceRepository;
-pub use store::{PostgresStore, StoreError, StoreSettings};
+pub use store::{PostgresStore, StoreError, StoreSettings, check_database_url};
 pub use system::PostgresSystemMetricsRepository;
 pub use wal::PostgresWalMetricsRepository;

@@ -52,6 +52,9 @@ fn migrate(url: &str) -> Result<(), MigrationError> {
         diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(MIGRATION_LOCK).execute(&mut conn);
     let applied = applied.map_err(MigrationError::Migrate)?;
     unlocked.map_err(MigrationError::Lock)?;
-    tracing::info!(applied, "database schema is up to date");
+    match applied {
+        0 => tracing::info!("database schema already up to date; no migration to apply"),
+        n => tracing::info!(applied = n, "applied {n} pending database migration(s)"),
+    }
     Ok(())
 }

@@ -61,6 +61,16 @@ impl Drop for Lease {
     }
 }
 
+/// Checks that `url` is a PostgreSQL connection URL the store can use, without connecting, so
+/// that configuration errors are reported at start-up under the setting's name.
+///
+/// # Errors
+///
+/// [`StoreError::InvalidUrl`] (which never contains the URL: it may hold a password).
+pub fn check_database_url(url: &str) -> Result<(), StoreError> {
+    url.parse::<tokio_postgres::Config>().map(drop).map_err(StoreError::InvalidUrl)
+}
+
 /// How to reach the metadata database.
 #[derive(Clone)]
 pub struct StoreSettings {
@@ -136,7 +146,7 @@ impl PostgresStore {
     /// runtime; building it does not.
     pub fn new(settings: StoreSettings) -> Result<Self, StoreError> {
         let StoreSettings { url, max_size, connection_timeout } = settings;
-        url.parse::<tokio_postgres::Config>().map_err(StoreError::InvalidUrl)?;
+        check_database_url(&url)?;
         if max_size == 0 {
             return Err(StoreError::ZeroPoolSize);
         }

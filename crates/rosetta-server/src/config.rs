@@ -65,6 +65,9 @@ struct RawSettings {
     log_format: Option<LogFormat>,
     auto_migrate: bool,
     body_limit_bytes: usize,
+    request_body_timeout_seconds: f64,
+    request_head_timeout_seconds: f64,
+    max_connections: usize,
     rate_limit_per_second: u32,
     rate_limit_burst: u32,
     workers: Option<usize>,
@@ -96,6 +99,9 @@ impl Default for RawSettings {
             log_format: None,
             auto_migrate: true,
             body_limit_bytes: 64 * 1024,
+            request_body_timeout_seconds: 10.0,
+            request_head_timeout_seconds: 5.0,
+            max_connections: 4096,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
             workers: None,
@@ -195,6 +201,12 @@ pub struct HttpConfig {
     pub api_keys: Vec<String>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// How long a request head may take to arrive, and how long an idle connection stays open.
+    pub head_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
     /// Requests per second and burst per client IP; `None` = no limit.
     pub rate_limit: Option<(u32, u32)>,
     /// Worker threads.
@@ -211,6 +223,9 @@ impl fmt::Debug for HttpConfig {
             .field("api_prefix", &self.api_prefix)
             .field("api_keys", &format_args!("{} key(s)", self.api_keys.len()))
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("head_timeout", &self.head_timeout)
+            .field("max_connections", &self.max_connections)
             .field("rate_limit", &self.rate_limit)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -305,6 +320,10 @@ impl Config {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(invalid("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
+        rosetta_postgres_adapter::check_database_url(&url).map_err(|error| {
+            let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+            invalid("DATABASE_URL", format!("is not a valid PostgreSQL connection URL ({cause})"))
+        })?;
         if raw.db_pool_size == 0 {
             return Err(invalid("DB_POOL_SIZE", "must be at least 1"));
         }
@@ -333,6 +352,18 @@ impl Config {
         }
         if raw.body_limit_bytes < 1024 {
             return Err(invalid("BODY_LIMIT_BYTES", "must be at least 1024"));
+        }
+        let seconds = |setting: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value <= 3600.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(invalid(setting, "must be a number of seconds in (0, 3600]"))
+            }
+        };
+        let body_timeout = seconds("REQUEST_BODY_TIMEOUT_SECONDS", raw.request_body_timeout_seconds)?;
+        let head_timeout = seconds("REQUEST_HEAD_TIMEOUT_SECONDS", raw.request_head_timeout_seconds)?;
+        if !(1..=1_000_000).contains(&raw.max_connections) {
+            return Err(invalid("MAX_CONNECTIONS", "must be between 1 and 1000000"));
         }
         let rate_limit = match (raw.rate_limit_per_second, raw.rate_limit_burst) {
             (0, _) => None,
@@ -389,6 +420,9 @@ impl Config {
                 api_prefix: prefix,
                 api_keys,
                 body_limit_bytes: raw.body_limit_bytes,
+                body_timeout,
+                head_timeout,
+                max_connections: raw.max_connections,
                 rate_limit,
                 workers: raw.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
                 shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
@@ -419,6 +453,9 @@ const KEYS: &[&str] = &[
     "log_format",
     "auto_migrate",
     "body_limit_bytes",
+    "request_body_timeout_seconds",
+    "request_head_timeout_seconds",
+    "max_connections",
     "rate_limit_per_second",
     "rate_limit_burst",
     "workers",
@@ -538,6 +575,20 @@ mod tests {
             jail.set_env("API_KEY", "1234567890123456");
             let config = load(jail).map_err(|e| e.to_string())?;
             assert_eq!(config.http.api_keys, vec!["1234567890123456".to_owned()], "numeric keys stay text");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_malformed_database_url_is_named() {
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2@db:notaport/rosetta");
+            let error = load(jail).err().ok_or("a malformed URL is refused")?;
+            assert_eq!(error.setting, "DATABASE_URL");
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+            jail.set_env("DATABASE_URL", "postgres://db/rosetta?frobnicate=1");
+            assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("DATABASE_URL"));
             Ok(())
         });
     }

@@ -10,7 +10,9 @@ pub fn init(config: &LogConfig) {
         eprintln!("LOG_LEVEL {:?} is not a valid filter ({error}); using \"info\"", config.level);
         EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    // Colours only for a person at a terminal: a file or a log collector would keep the escapes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(ansi);
     // The HTTP adapter writes one access line per request inside the request span, so each
     // event carries the span's fields (request id, route) and no span events are needed.
     let installed = match config.format {
