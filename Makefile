@@ -12,8 +12,12 @@ run: ## Serve the API on :8000 (starts a project-local PostgreSQL when DATABASE_
 	@scripts/run-dev.sh
 
 test: ## Run every test (TEST_DATABASE_URL/DATABASE_URL when reachable, else throwaway clusters)
-	$(CARGO) test --workspace --all-targets --all-features
-	$(CARGO) test --workspace --doc --all-features
+	@scripts/test-tools.sh
+	@# The build `make run` uses: the test build enables other features, and without this the
+	@# first `make run` after `make test` would compile again.
+	$(CARGO) build -p rosetta-server
+	$(CARGO) test --workspace --all-targets --all-features --no-fail-fast
+	$(CARGO) test --workspace --doc --all-features --no-fail-fast
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check

@@ -28,7 +28,38 @@ fi
 export APP_ENV="${APP_ENV:-development}"
 export PORT="${PORT:-8000}"
 cargo build -p rosetta-server >&2
-echo "Rosetta: http://127.0.0.1:${PORT}   (docs: http://127.0.0.1:${PORT}/docs)" >&2
-echo "Dev API key: ${API_KEYS}" >&2
-echo "  e.g. curl -H 'Authorization: Bearer ${API_KEYS}' http://127.0.0.1:${PORT}/api/v1/sources" >&2
-exec target/debug/rosetta-server serve
+
+banner() {
+    echo "Rosetta: http://127.0.0.1:${PORT}   (docs: http://127.0.0.1:${PORT}/docs)" >&2
+    echo "Dev API key: ${API_KEYS}" >&2
+    echo "  e.g. curl -H 'Authorization: Bearer ${API_KEYS}' http://127.0.0.1:${PORT}/api/v1/sources" >&2
+}
+
+# The banner comes once this server is listening (its "listening" log line), never before: a
+# server that cannot bind (the port is taken) prints its error and no URL.
+show_banner_when_listening() {
+    local shown=""
+    while IFS= read -r line; do
+        printf '%s\n' "$line"
+        if [[ -z "$shown" && "$line" == *listening* ]]; then
+            banner
+            shown=1
+        fi
+    done
+}
+
+target/debug/rosetta-server serve > >(show_banner_when_listening) 2>&1 &
+server=$!
+# Background jobs of a script ignore Ctrl-C: hand INT and TERM to the server, which stops
+# gracefully.
+signalled=""
+trap 'signalled=1; kill -INT "$server" 2>/dev/null' INT
+trap 'signalled=1; kill -TERM "$server" 2>/dev/null' TERM
+status=0
+wait "$server" || status=$?
+# A trapped signal interrupts `wait`; then wait again, for the server's own exit status.
+if [[ -n "$signalled" ]]; then
+    status=0
+    wait "$server" || status=$?
+fi
+exit "$status"

@@ -77,7 +77,7 @@ pub fn openapi_document(api_prefix: &str) -> utoipa::openapi::OpenApi {
             }
         }
     }
-    add_links(&mut document.paths.paths);
+    add_links(&mut document);
     document
 }
 
@@ -99,41 +99,84 @@ fn add_error(operation: &mut Operation, status: &str, description: &str) {
     operation.responses.responses.entry(status.to_owned()).or_insert(RefOr::T(response));
 }
 
-/// Links each `201` of `POST {collection}` to every operation on `{collection}/{id}` and below
-/// it (`id` from the created body), so clients and the contract test can follow a resource
-/// from its creation to its reads, updates, actions and deletion.
-fn add_links(paths: &mut BTreeMap<String, PathItem>) {
-    let mut links: Vec<(String, String, String)> = Vec::new();
+/// Links each `201` of `POST {collection}` to the operations that can use the created id:
+/// every operation on `{collection}/{id}` and below it, every operation with a path parameter
+/// named `{singular}_id` (`/wal-monitor/sources/{source_id}`), and every body field
+/// `{singular}_id` (a pipeline's `source_id`) — so clients and the contract test can follow a
+/// resource from its creation to everything that takes it.
+fn add_links(document: &mut utoipa::openapi::OpenApi) {
+    let bodies = body_fields(document);
+    let paths = &mut document.paths.paths;
+    let mut links: Vec<(String, LinkBuilder, String)> = Vec::new();
     for (collection, item) in paths.iter() {
-        let Some(create) = item.post.as_ref().and_then(|post| post.operation_id.clone()) else { continue };
+        if item.post.as_ref().and_then(|post| post.operation_id.as_ref()).is_none() {
+            continue;
+        }
         let member = format!("{collection}/{{id}}");
+        let Some(singular) = collection.rsplit('/').next().and_then(|last| last.strip_suffix('s')) else { continue };
+        let reference = format!("{}_id", singular.replace('-', "_"));
         for (path, target) in paths.iter() {
-            if path != &member && !path.starts_with(&format!("{member}/")) {
-                continue;
-            }
             let mut target = target.clone();
             for (_, operation) in operations(&mut target) {
-                if let Some(id) = &operation.operation_id {
-                    links.push((collection.clone(), create.clone(), id.clone()));
-                }
+                let Some(id) = operation.operation_id.clone() else { continue };
+                let link = if path == &member || path.starts_with(&format!("{member}/")) {
+                    LinkBuilder::new().parameter("id", "$response.body#/id")
+                } else if path.contains(&format!("{{{reference}}}")) {
+                    LinkBuilder::new().parameter(&reference, "$response.body#/id")
+                } else if bodies.get(&id).is_some_and(|fields| fields.contains(&reference)) {
+                    LinkBuilder::new().request_body(Some(serde_json::json!({ &reference: "$response.body#/id" })))
+                } else {
+                    continue;
+                };
+                links.push((collection.clone(), link.operation_id(id.clone()), id));
             }
         }
     }
-    for (collection, _, target) in links {
-        let Some(created) = paths
+    for (collection, link, target) in links {
+        let created = paths
             .get_mut(&collection)
             .and_then(|item| item.post.as_mut())
-            .and_then(|post| post.responses.responses.get_mut("201"))
-        else {
-            continue;
-        };
-        if let RefOr::T(response) = created {
-            let link = LinkBuilder::new()
-                .operation_id(target.clone())
-                .parameter("id", "$response.body#/id")
-                .description(format!("The created resource, through `{target}`"))
-                .build();
+            .and_then(|post| post.responses.responses.get_mut("201"));
+        if let Some(RefOr::T(response)) = created {
+            let link = link.description(format!("The created resource, through `{target}`")).build();
             response.links.insert(target, RefOr::T(link));
         }
     }
+}
+
+/// The JSON body fields of each operation, by operation id.
+fn body_fields(document: &utoipa::openapi::OpenApi) -> BTreeMap<String, Vec<String>> {
+    let schemas = document.components.as_ref().map(|components| &components.schemas);
+    let mut fields = BTreeMap::new();
+    for item in document.paths.paths.values() {
+        let mut item = item.clone();
+        for (_, operation) in operations(&mut item) {
+            let schema = operation
+                .request_body
+                .as_ref()
+                .and_then(|body| match body {
+                    RefOr::T(body) => body.content.get("application/json"),
+                    RefOr::Ref(_) => None,
+                })
+                .and_then(|content| match content {
+                    RefOr::T(content) => content.schema.as_ref(),
+                    RefOr::Ref(_) => None,
+                });
+            let name = match schema {
+                Some(RefOr::Ref(reference)) => reference.ref_location.rsplit('/').next().map(str::to_owned),
+                _ => None,
+            };
+            let properties =
+                name.and_then(|name| schemas.and_then(|schemas| schemas.get(&name))).and_then(|schema| match schema {
+                    RefOr::T(utoipa::openapi::schema::Schema::Object(object)) => {
+                        Some(object.properties.keys().cloned().collect::<Vec<_>>())
+                    }
+                    _ => None,
+                });
+            if let (Some(id), Some(properties)) = (operation.operation_id.clone(), properties) {
+                fields.insert(id, properties);
+            }
+        }
+    }
+    fields
 }

@@ -100,5 +100,5 @@ async fn a_database_that_never_answers_is_unavailable_within_the_timeout() {
     let store = support::store(&format!("postgres://postgres@127.0.0.1:{port}/postgres"), 4, TIMEOUT);
     let started = Instant::now();
     assert_unavailable_in_time(store.check_connection().await, started);
-    assert!(started.elapsed() >= TIMEOUT, "gave up before the timeout");
+    assert!(started.elapsed() >= TIMEOUT, "gave up before the timeout, after {:?}", started.elapsed());
 }

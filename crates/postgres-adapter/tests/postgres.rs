@@ -310,7 +310,11 @@ async fn a_cancelled_call_does_not_leave_its_locks_behind() {
         if locked.is_ok() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "the pipeline row is still locked");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the pipeline row is still locked after {:?}",
+            started.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // And the one-connection pool still serves requests.

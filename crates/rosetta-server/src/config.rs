@@ -101,7 +101,7 @@ impl Default for RawSettings {
             body_limit_bytes: 64 * 1024,
             request_body_timeout_seconds: 10.0,
             request_head_timeout_seconds: 5.0,
-            max_connections: 4096,
+            max_connections: 1024,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
             workers: None,

@@ -201,7 +201,11 @@ fn dropping_a_sigstopped_cluster_cleans_up() {
     assert!(status.success());
     let started = Instant::now();
     drop(cluster);
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let elapsed = started.elapsed();
+    println!("dropping a SIGSTOPped cluster took {elapsed:?}");
+    // Typically well under a second; the bound leaves room for a loaded machine and only
+    // catches a drop that waits out pg_ctl's own timeouts.
+    assert!(elapsed < std::time::Duration::from_secs(30), "dropping took {elapsed:?}");
     assert!(!root.exists());
     // The postmaster may linger briefly as a zombie until its new parent reaps it.
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
