@@ -55,11 +55,15 @@ fn invalid_configuration_names_the_setting() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_applies_the_schema_and_is_repeatable() {
     let database = rosetta_test_support::test_server().create_database(None).await;
-    for _ in 0..2 {
-        let (status, output) =
-            run_to_completion(&["migrate"], &[("DATABASE_URL", database.url()), ("SECRET_KEY", SECRET_KEY)]);
-        assert!(status.success(), "{output}");
-    }
+    let env = [("DATABASE_URL", database.url()), ("SECRET_KEY", SECRET_KEY), ("LOG_FORMAT", "text")];
+    let (status, first) = run_to_completion(&["migrate"], &env);
+    assert!(status.success(), "{first}");
+    assert!(first.contains("pending database migration(s)") && first.contains("applied"), "says what it did: {first}");
+    let (status, second) = run_to_completion(&["migrate"], &env);
+    assert!(status.success(), "{second}");
+    assert!(second.contains("already up to date") && !second.contains("applied"), "{second}");
+    // Text logs written to a pipe (a file, a collector) carry no colour escapes.
+    assert!(!first.contains('\u{1b}') && !second.contains('\u{1b}'), "ANSI escapes in piped logs: {first:?}");
     let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     let row = client.query_one("SELECT count(*) FROM sources", &[]).await.expect("sources table exists");
