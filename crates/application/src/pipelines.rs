@@ -114,7 +114,7 @@ mod tests {
             manager.create_pipeline(new_pipeline("p", source, DestinationId::new(404), PipelineStatus::Start)).await;
         assert!(matches!(
             outcome,
-            Err(ServiceError::InvalidReference { field: "destination_id", entity: EntityKind::Destination, id: 404 })
+            Err(ServiceError::MissingReference { field: "destination_id", entity: EntityKind::Destination, id: 404 })
         ));
     }
 

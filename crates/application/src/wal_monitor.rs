@@ -8,7 +8,7 @@ use rosetta_ports::wal::{
     WalMonitorService,
 };
 
-/// Serves what the WAL monitor recorded (the sampling itself is the `rosetta-wal-monitor` task).
+/// Serves what the WAL monitor recorded (the sampling itself is the `rosetta-worker` task).
 #[derive(Clone)]
 pub struct WalMonitorReader {
     wal: Arc<dyn WalMetricsRepository>,

@@ -358,7 +358,7 @@ impl From<ServiceError> for ApiError {
                         .collect(),
                 }),
             ),
-            ServiceError::InvalidReference { field, entity, id } => Self::validation(vec![FieldError::new(
+            ServiceError::MissingReference { field, entity, id } => Self::validation(vec![FieldError::new(
                 &["body", field],
                 "invalid_reference",
                 format!("{entity} with id '{id}' does not exist"),
@@ -367,7 +367,7 @@ impl From<ServiceError> for ApiError {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "a dependency is unavailable");
                 Self::unavailable()
             }
-            ServiceError::Internal(cause) => {
+            ServiceError::Unexpected(cause) => {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "internal error");
                 Self::internal()
             }

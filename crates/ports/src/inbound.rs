@@ -10,7 +10,7 @@ use crate::outbound::RepositoryError;
 use crate::{BoxError, EntityKind};
 
 /// Why a use case failed. Driving adapters map each variant to their own error form (HTTP status
-/// and body); `Unavailable` and `Internal` carry a cause for the log, never for the client.
+/// and body); `Unavailable` and `Unexpected` carry a cause for the log, never for the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The entity does not exist.
@@ -43,7 +43,7 @@ pub enum ServiceError {
     },
     /// A reference field names a missing entity (an input error on that field).
     #[error("{entity} with id '{id}' does not exist")]
-    InvalidReference {
+    MissingReference {
         /// The referencing field.
         field: &'static str,
         /// The kind referred to.
@@ -54,9 +54,9 @@ pub enum ServiceError {
     /// A dependency is temporarily unavailable; retry later.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] BoxError),
-    /// Anything else.
-    #[error("internal error")]
-    Internal(#[source] BoxError),
+    /// Anything else (a bug, corrupt data). Not retryable.
+    #[error("unexpected error")]
+    Unexpected(#[source] BoxError),
 }
 
 impl From<RepositoryError> for ServiceError {
@@ -65,9 +65,9 @@ impl From<RepositoryError> for ServiceError {
             RepositoryError::NotFound { entity, id } => Self::NotFound { entity, id },
             RepositoryError::Conflict { entity, field, value } => Self::Conflict { entity, field, value },
             RepositoryError::InUse { entity, id, pipelines } => Self::InUse { entity, id, pipelines },
-            RepositoryError::MissingReference { field, entity, id } => Self::InvalidReference { field, entity, id },
+            RepositoryError::MissingReference { field, entity, id } => Self::MissingReference { field, entity, id },
             RepositoryError::Unavailable(source) => Self::Unavailable(source),
-            RepositoryError::Unexpected(source) => Self::Internal(source),
+            RepositoryError::Unexpected(source) => Self::Unexpected(source),
         }
     }
 }
@@ -119,14 +119,14 @@ pub trait DestinationService: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PipelineService: Send + Sync {
-    /// Creates a pipeline and its metadata. Errors: `InvalidReference`, `Conflict`.
+    /// Creates a pipeline and its metadata. Errors: `MissingReference`, `Conflict`.
     async fn create_pipeline(&self, new: NewPipeline) -> Result<PipelineDetails, ServiceError>;
     /// Reads a pipeline with its source, destination and metadata. Errors: `NotFound`.
     async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineDetails, ServiceError>;
     /// Lists pipelines by id, each with source, destination and metadata.
     async fn list_pipelines(&self, page: PageRequest) -> Result<Page<PipelineDetails>, ServiceError>;
     /// Partially updates a pipeline; a `status` acts like the matching lifecycle action.
-    /// Errors: `NotFound`, `InvalidReference`, `Conflict`.
+    /// Errors: `NotFound`, `MissingReference`, `Conflict`.
     async fn update_pipeline(&self, id: PipelineId, patch: PipelinePatch) -> Result<PipelineDetails, ServiceError>;
     /// Start, pause or refresh a pipeline (idempotent). Errors: `NotFound`.
     async fn set_pipeline_status(

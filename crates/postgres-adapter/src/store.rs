@@ -23,36 +23,36 @@ use crate::error::{Failure, is_connection_loss, may_be_outage};
 
 /// A connection borrowed from the pool for one repository call.
 ///
-/// [`PostgresStore::settle`] gives it back to the pool. A lease dropped before that (the caller
+/// [`PostgresStore::settle`] gives it back to the pool. A connection dropped before that (the caller
 /// stopped awaiting, e.g. a cancelled HTTP request) closes the connection instead: it may be
 /// inside a transaction holding row locks, and returned to the pool it would keep them while
 /// idle, blocking every writer of those rows. Closing it makes the server roll back at once.
-pub(crate) struct Lease {
-    /// `Some` until the lease is settled or dropped.
+pub(crate) struct PooledConnection {
+    /// `Some` until the connection is settled or dropped.
     conn: Option<deadpool::managed::Object<MetadataConnections>>,
 }
 
-impl Deref for Lease {
+impl Deref for PooledConnection {
     type Target = AsyncPgConnection;
 
     fn deref(&self) -> &AsyncPgConnection {
         match &self.conn {
             Some(conn) => conn,
-            None => unreachable!("a lease is emptied only when it is consumed"),
+            None => unreachable!("a pooled connection is emptied only when it is consumed"),
         }
     }
 }
 
-impl DerefMut for Lease {
+impl DerefMut for PooledConnection {
     fn deref_mut(&mut self) -> &mut AsyncPgConnection {
         match &mut self.conn {
             Some(conn) => conn,
-            None => unreachable!("a lease is emptied only when it is consumed"),
+            None => unreachable!("a pooled connection is emptied only when it is consumed"),
         }
     }
 }
 
-impl Drop for Lease {
+impl Drop for PooledConnection {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             // Detached from the pool, the connection closes when dropped here.
@@ -188,7 +188,7 @@ impl PostgresStore {
         let mut conn = self.connection().await?;
         match tokio::time::timeout(self.connection_timeout, select_one(&mut conn)).await {
             Ok(result) => self.settle(conn, result.map_err(Failure::from)).await,
-            // The lease is dropped unsettled: the hung connection is closed, not pooled.
+            // The connection is dropped unsettled: the hung connection is closed, not pooled.
             Err(elapsed) => Err(RepositoryError::Unavailable(Box::new(elapsed))),
         }
     }
@@ -245,25 +245,29 @@ impl PostgresStore {
     /// may check several pooled connections in a row, so the whole acquisition is bounded too:
     /// against a database that accepts connections but never answers, every step would
     /// otherwise use up its own timeout.
-    pub(crate) async fn connection(&self) -> Result<Lease, RepositoryError> {
+    pub(crate) async fn connection(&self) -> Result<PooledConnection, RepositoryError> {
         match tokio::time::timeout(self.connection_timeout, self.pool.get()).await {
-            Ok(Ok(conn)) => Ok(Lease { conn: Some(conn) }),
+            Ok(Ok(conn)) => Ok(PooledConnection { conn: Some(conn) }),
             Ok(Err(err)) => Err(pool_error(err)),
             Err(elapsed) => Err(RepositoryError::Unavailable(Box::new(elapsed))),
         }
     }
 
-    /// Turns the outcome of work done on `lease` into the repository result, and gives the
+    /// Turns the outcome of work done on `conn` into the repository result, and gives the
     /// connection back to the pool.
     ///
     /// A server-side error without a constraint the caller recognised is either a bug or an
     /// outage; diesel does not expose SQLSTATEs such as `57P01 admin_shutdown`, so the
     /// connection is asked: if it can no longer answer `SELECT 1` in time, the store is
     /// unavailable.
-    pub(crate) async fn settle<T>(&self, mut lease: Lease, result: Result<T, Failure>) -> Result<T, RepositoryError> {
-        let outcome = self.classify(&mut lease, result).await;
+    pub(crate) async fn settle<T>(
+        &self,
+        mut conn: PooledConnection,
+        result: Result<T, Failure>,
+    ) -> Result<T, RepositoryError> {
+        let outcome = self.classify(&mut conn, result).await;
         // Back to the pool, which checks it again before handing it out.
-        drop(lease.conn.take());
+        drop(conn.conn.take());
         outcome
     }
 

@@ -17,7 +17,7 @@ use rosetta_postgres_adapter::{
     PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
     PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
 };
-use rosetta_wal_monitor::{PostgresSourceProbe, SamplerPorts, SamplerSettings, SysinfoHostProbe, WalSampler};
+use rosetta_worker::{PostgresSourceProbe, SamplerPorts, SamplerSettings, SysinfoHostProbe, WalSampler};
 use tokio::sync::watch;
 
 use crate::config::{Config, MonitorConfig};

@@ -321,7 +321,7 @@ async fn deleting_an_entity_in_use_is_409_naming_the_pipelines() {
 async fn a_reference_to_a_missing_entity_is_422_on_that_field() {
     let mut mocks = Mocks::default();
     mocks.pipelines.expect_create_pipeline().returning(|new| {
-        Err(ServiceError::InvalidReference {
+        Err(ServiceError::MissingReference {
             field: "destination_id",
             entity: EntityKind::Destination,
             id: new.destination_id.get(),
@@ -360,7 +360,7 @@ struct SqlFailure;
 #[actix_web::test]
 async fn internal_is_500_with_a_generic_body() {
     let mut mocks = Mocks::default();
-    mocks.sources.expect_get_source().returning(|_| Err(ServiceError::Internal(Box::new(SqlFailure))));
+    mocks.sources.expect_get_source().returning(|_| Err(ServiceError::Unexpected(Box::new(SqlFailure))));
     let app = start(mocks).await;
     let reply = send(&app, api(Method::GET, "/api/v1/sources/1")).await;
     reply.assert_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError");

@@ -141,7 +141,7 @@ async fn every_request_logs_one_access_line_with_its_id_and_no_secret() {
         assert_eq!(new.pg_password, Some(Secret::parse("log-me-not").unwrap()));
         Ok(source(1))
     });
-    mocks.sources.expect_get_source().returning(|_| Err(ServiceError::Internal(Box::new(Reset))));
+    mocks.sources.expect_get_source().returning(|_| Err(ServiceError::Unexpected(Box::new(Reset))));
     let app = start(mocks).await;
 
     let body = json!({"name": "a", "pg_host": "h", "pg_database": "d", "pg_username": "u",

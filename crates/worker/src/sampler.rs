@@ -301,9 +301,9 @@ impl WalSampler {
         if let Some(idle_since) = Instant::now().checked_sub(self.settings.interval.saturating_mul(3)) {
             self.ports.probe.close_idle(idle_since);
         }
-        metrics::histogram!("rosetta_wal_monitor_tick_duration_seconds").record(report.duration.as_secs_f64());
-        metrics::gauge!("rosetta_wal_monitor_open_connections").set(self.ports.probe.open_connections() as f64);
-        metrics::gauge!("rosetta_wal_monitor_last_tick_timestamp_seconds")
+        metrics::histogram!("rosetta_worker_tick_duration_seconds").record(report.duration.as_secs_f64());
+        metrics::gauge!("rosetta_worker_open_connections").set(self.ports.probe.open_connections() as f64);
+        metrics::gauge!("rosetta_worker_last_tick_timestamp_seconds")
             .set(self.ports.clock.now().timestamp_millis() as f64 / 1000.0);
         if report.sampled > 0 {
             tracing::debug!(
@@ -409,11 +409,11 @@ impl WalSampler {
 fn publish(source_id: SourceId, result: &Result<WalSample, String>) {
     let source = source_id.to_string();
     let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::counter!("rosetta_wal_monitor_samples_total", "outcome" => outcome).increment(1);
+    metrics::counter!("rosetta_worker_samples_total", "outcome" => outcome).increment(1);
     let status = match result {
         Ok(sample) => sample.status(),
         Err(_) => {
-            metrics::counter!("rosetta_wal_monitor_errors_total", "source_id" => source.clone()).increment(1);
+            metrics::counter!("rosetta_worker_errors_total", "source_id" => source.clone()).increment(1);
             rosetta_domain::WalMonitorStatus::Error
         }
     };

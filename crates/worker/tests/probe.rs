@@ -17,7 +17,7 @@ use rosetta_domain::{
 };
 use rosetta_ports::wal::{ProbeError, SourceProbe};
 use rosetta_test_support::{ClusterOptions, PgCluster, postgres_command};
-use rosetta_wal_monitor::PostgresSourceProbe;
+use rosetta_worker::PostgresSourceProbe;
 use tokio_postgres::{Client, NoTls};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,7 +108,7 @@ async fn current_lsn(admin: &Client) -> Lsn {
 /// Pids of the probe's backends, as the superuser sees them.
 async fn probe_backends(admin: &Client) -> Vec<i32> {
     admin
-        .query("SELECT pid FROM pg_stat_activity WHERE application_name = 'rosetta-wal-monitor' ORDER BY pid", &[])
+        .query("SELECT pid FROM pg_stat_activity WHERE application_name = 'rosetta-worker' ORDER BY pid", &[])
         .await
         .unwrap()
         .iter()

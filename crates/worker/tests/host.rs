@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rosetta_ports::wal::HostProbe;
-use rosetta_wal_monitor::SysinfoHostProbe;
+use rosetta_worker::SysinfoHostProbe;
 
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
