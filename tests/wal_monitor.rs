@@ -48,6 +48,16 @@ async fn poll_until(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&V
     }
 }
 
+/// How many samples this process took (its `rosetta_wal_monitor_samples_total`, both outcomes).
+async fn samples_taken(app: &TestApp) -> u64 {
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("GET").text().await.expect("text");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("rosetta_wal_monitor_samples_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 const FAST_MONITOR: &[(&str, &str)] = &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2")];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,6 +188,12 @@ async fn two_processes_share_the_sources_and_one_takes_over_when_the_other_dies(
     let per_source: i64 =
         metadata.query_one("SELECT count(DISTINCT source_id) FROM wal_metrics", &[]).await.expect("count").get(0);
     assert_eq!(per_source, 8);
+    // Both processes took their share: each one's own counter of samples taken has grown.
+    for (name, process) in [("first", &first), ("second", &second)] {
+        let samples = samples_taken(process).await;
+        println!("{name} process took {samples} samples");
+        assert!(samples > 0, "the {name} process sampled nothing");
+    }
 
     // Kill one process without letting it release anything; the other covers every source.
     let killed = tokio::task::spawn_blocking(move || {

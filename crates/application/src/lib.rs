@@ -9,6 +9,7 @@ mod clock;
 mod destinations;
 mod health;
 mod pipelines;
+mod recording;
 mod sources;
 mod wal_monitor;
 
@@ -16,5 +17,6 @@ pub use clock::SystemClock;
 pub use destinations::DestinationManager;
 pub use health::ReadinessChecker;
 pub use pipelines::PipelineManager;
+pub use recording::SampleRecorder;
 pub use sources::SourceManager;
 pub use wal_monitor::WalMonitorReader;

@@ -4,6 +4,8 @@
 //!   database health). Implemented by `rosetta-postgres-adapter` and, for tests, by
 //!   [`testing::memory`] (feature `testing`).
 //! * [`inbound`]: the use cases the application offers to driving adapters (HTTP).
+//! * [`jobs`]: the leases through which server processes share background work.
+//! * [`wal`]: the WAL monitor's ports: probes, stores, recording and reading.
 //!
 //! Signatures use domain types and the error enums of this crate only, never framework types.
 //!
@@ -12,6 +14,7 @@
 //! including one outside this workspace — can run against itself.
 
 pub mod inbound;
+pub mod jobs;
 pub mod outbound;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,6 +7,7 @@ use rosetta_domain::{
     PageLimit, SourceConnection, SourceId, SourceWalState, SystemSample, Timestamp, WalMonitorStatus, WalSample,
 };
 
+use crate::jobs::LeaseOwner;
 use crate::outbound::RepositoryError;
 
 /// Why a source could not be sampled. Messages never contain the source's password.
@@ -89,39 +90,26 @@ pub struct SystemHistoryQuery {
     pub limit: PageLimit,
 }
 
-/// Stores WAL samples and coordinates which server process samples which source.
+/// Stores WAL samples: the latest state per source, and the history.
 ///
-/// Coordination: a source is *due* when it has never been sampled or its `next_sample_at` has
-/// passed, and *claimable* when it is due and not leased (or its lease expired). Claims by
-/// concurrent processes never overlap, so each source is sampled once per interval in total;
-/// a dead process's leases expire and its sources are claimed by others.
+/// Which process samples which source is decided by the leases of
+/// [`Queue::WAL_SAMPLING`](crate::jobs::Queue::WAL_SAMPLING) (one item per source, created and
+/// removed with the source); recording an outcome completes that source's lease, in the same
+/// transaction, so only the process holding it records.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait WalMetricsRepository: Send + Sync {
-    /// Leases up to `limit` claimable sources to `owner` until `now + lease` and returns them,
-    /// oldest-due first.
-    async fn claim_due_sources(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<SourceId>, RepositoryError>;
-
-    /// Stores outcomes of sources leased to `owner`: one history row each; the latest state
-    /// (a failure keeps the last good sample and records the error); `next_sample_at`; and
-    /// releases the lease. Outcomes for sources no longer leased to `owner`, or deleted, are
-    /// dropped (another process owns them now). All in one transaction.
+    /// Stores outcomes of sources whose [`Queue::WAL_SAMPLING`](crate::jobs::Queue::WAL_SAMPLING)
+    /// lease `owner` holds, in one transaction: one history row each; the latest state (a failure
+    /// keeps the last good sample and records the error); and the lease completed, the source due
+    /// again at `next_sample_at`. Outcomes of sources no longer leased to `owner` (another process
+    /// owns them now), or deleted, are dropped. Returns the sources recorded, in the order given.
     async fn record_outcomes(
         &self,
-        owner: &str,
+        owner: &LeaseOwner,
         outcomes: Vec<SampleOutcome>,
         next_sample_at: Timestamp,
-    ) -> Result<(), RepositoryError>;
-
-    /// Releases `owner`'s leases without recording anything (shutdown), so other processes
-    /// can take the sources at once.
-    async fn release_leases(&self, owner: &str) -> Result<(), RepositoryError>;
+    ) -> Result<Vec<SourceId>, RepositoryError>;
 
     /// The latest state of every source that has one, ordered by source id.
     async fn list_latest(&self) -> Result<Vec<SourceWalState>, RepositoryError>;
@@ -159,7 +147,8 @@ pub trait HostProbe: Send + Sync {
 /// How the WAL monitor of this process is doing, for readiness.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait MonitorHeartbeat: Send + Sync {
-    /// When this process last completed a tick (claimed, sampled and recorded its due sources).
+    /// When this process last reached the metadata store to look for due sources (whether or not
+    /// any were due): the monitor's loop is alive and can work.
     fn last_completed_tick(&self) -> Option<Timestamp>;
     /// When the monitor started.
     fn started_at(&self) -> Timestamp;
@@ -168,6 +157,22 @@ pub trait MonitorHeartbeat: Send + Sync {
     /// The sources whose latest attempt by this process could not even be tried because their
     /// stored settings cannot be used (a password that does not decrypt), with why; by id.
     fn unusable_sources(&self) -> Vec<(SourceId, String)>;
+}
+
+/// Recording what the monitor sampled: the hook where everything that follows a sample (alert
+/// evaluation) happens, in the process that took it.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SampleRecording: Send + Sync {
+    /// Records `outcomes` of sources leased to `owner`, due again at `next_sample_at`, and returns
+    /// the outcomes that were recorded (those whose lease `owner` still held), in order.
+    /// Errors: `Unavailable` when the metadata store is.
+    async fn record_samples(
+        &self,
+        owner: &LeaseOwner,
+        outcomes: Vec<SampleOutcome>,
+        next_sample_at: Timestamp,
+    ) -> Result<Vec<SampleOutcome>, crate::inbound::ServiceError>;
 }
 
 /// Serving what the monitor recorded.

@@ -28,6 +28,9 @@
 mod cipher;
 mod destination;
 mod error;
+#[cfg(test)]
+mod explain;
+mod lease;
 mod migrations;
 mod paging;
 mod pipeline;
@@ -41,6 +44,7 @@ mod wal_rows;
 
 pub use cipher::{SecretKeyError, XChaChaSecretCipher};
 pub use destination::PostgresDestinationRepository;
+pub use lease::PostgresLeaseStore;
 pub use migrations::{MigrationError, run_migrations};
 pub use pipeline::PostgresPipelineRepository;
 pub use source::PostgresSourceRepository;

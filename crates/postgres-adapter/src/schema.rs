@@ -63,7 +63,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// The WAL monitor's latest state per source, and which process leases it for sampling.
+    /// The WAL monitor's latest state per source.
     wal_monitor (source_id) {
         source_id -> Int8,
         status -> Nullable<Text>,
@@ -75,9 +75,6 @@ diesel::table! {
         slots -> Nullable<Jsonb>,
         error -> Nullable<Text>,
         last_attempt_at -> Nullable<Timestamptz>,
-        next_sample_at -> Nullable<Timestamptz>,
-        lease_owner -> Nullable<Text>,
-        lease_expires_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
     }
 }

@@ -1,23 +1,17 @@
-//! [`PostgresWalMetricsRepository`]: WAL samples, the latest state per source, and the leases
-//! that let several server processes share the sampling.
+//! [`PostgresWalMetricsRepository`]: WAL samples and the latest state per source.
 //!
-//! Coordination is leased rows in `wal_monitor`: a claim locks due, unleased rows with
-//! `FOR UPDATE SKIP LOCKED` and writes its owner and expiry into them, so concurrent claimers
-//! skip (rather than queue behind) each other's rows and never get the same source; recording
-//! outcomes releases the lease and sets the next due time. A process that dies leaves leases
-//! that simply expire. Lease times are the callers' `now`, so the processes' clocks must agree
-//! to well within the lease's margin.
+//! Which process samples which source is decided by the `wal_sampling` queue of `leases` (one
+//! item per source, created and removed with it by triggers; see `crate::lease`). Recording a
+//! batch completes those leases and writes the samples in one transaction, so only the outcomes
+//! whose lease the recorder still holds are written.
 //!
 //! Lock order, to stay deadlock-free next to `SourceRepository::delete` (which locks the
-//! `sources` row, then cascades into `wal_monitor` / `wal_metrics`): whoever needs both takes
-//! the `sources` row first. Claims (for the rows they create) and recordings therefore lock
-//! the sources `FOR KEY SHARE` — what the foreign keys take anyway — before writing rows
-//! that reference them.
-
-use std::time::Duration;
+//! `sources` row, then cascades into `wal_monitor`, `wal_metrics` and `leases`): whoever needs
+//! both takes the `sources` row first. Recordings therefore lock the sources `FOR KEY SHARE` —
+//! what the foreign keys take anyway — before touching rows that reference them.
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+
 use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -25,71 +19,29 @@ use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz}
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use rosetta_domain::{SourceId, SourceWalState, Timestamp};
 use rosetta_ports::EntityKind;
+use rosetta_ports::jobs::{LeaseOwner, Next, Queue};
 use rosetta_ports::outbound::RepositoryError;
 use rosetta_ports::wal::{SampleOutcome, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository};
 use serde_json::Value;
 
 use crate::error::{Failure, not_found};
+use crate::lease::complete_in;
 use crate::schema::{sources, wal_metrics, wal_monitor};
 use crate::store::PostgresStore;
 use crate::wal_rows::{HistoryRow, SampleColumns, StateRow};
-
-/// Creates the `wal_monitor` row of every source that has none, so the claim below sees new
-/// sources.
-///
-/// * `FOR KEY SHARE` locks each source before its row is inserted (the lock the foreign key
-///   check takes anyway, taken first): a source being deleted meanwhile is waited for and then
-///   skipped, instead of failing the whole claim on the foreign key.
-/// * Id order: two claimers inserting the same missing rows wait for each other in one
-///   direction only and cannot deadlock (`ON CONFLICT DO NOTHING` waits for the other's
-///   uncommitted row, then skips it).
-const INSERT_MISSING_STATES: &str = "\
-INSERT INTO wal_monitor (source_id)
-SELECT s.id FROM sources s
-WHERE NOT EXISTS (SELECT 1 FROM wal_monitor w WHERE w.source_id = s.id)
-ORDER BY s.id
-FOR KEY SHARE OF s
-ON CONFLICT (source_id) DO NOTHING";
-
-/// Leases up to `$2` claimable rows to `$3` until `$4`; `$1` is now.
-///
-/// `due` walks `wal_monitor_due_idx` in due order and locks rows with SKIP LOCKED, so rows a
-/// concurrent claim is taking are skipped instead of waited for; LIMIT counts locked rows
-/// only. Under READ COMMITTED a row that another claim leased and committed after this
-/// statement's snapshot is re-checked on its newest version and dropped (its lease is live).
-/// The final ORDER BY restores due order, which UPDATE ... RETURNING does not keep.
-const CLAIM_DUE: &str = "\
-WITH due AS (
-    SELECT source_id, next_sample_at FROM wal_monitor
-    WHERE (next_sample_at IS NULL OR next_sample_at <= $1)
-      AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
-    ORDER BY next_sample_at NULLS FIRST, source_id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE wal_monitor w
-    SET lease_owner = $3, lease_expires_at = $4, updated_at = now()
-    FROM due
-    WHERE w.source_id = due.source_id
-    RETURNING w.source_id, due.next_sample_at
-)
-SELECT source_id FROM claimed ORDER BY next_sample_at NULLS FIRST, source_id";
 
 /// Locks the outcomes' sources (`$1`) against deletion until commit, in id order (see the
 /// module's lock order). Deleted sources are simply not returned.
 const LOCK_SOURCES: &str = "SELECT id FROM sources WHERE id = ANY($1) ORDER BY id FOR KEY SHARE";
 
 /// Stores a batch of outcomes in one statement: `$1`–`$10` are parallel arrays (one element
-/// per outcome), `$11` the next due time, `$12` the owner.
+/// per outcome), `$11` the sources whose lease the recorder completed (the others' outcomes are
+/// not its to record).
 ///
 /// * `latest` keeps one outcome per source (the latest attempt; the later one in the batch on
 ///   a tie), so a batch with a source twice still updates its row once.
-/// * `updated` writes the state only where the lease is still `$12`'s — a lease taken over by
-///   another process (or a deleted source) matches no row — and releases the lease. A lease
-///   that expired but that nobody took over still counts: no one else sampled the source, so
-///   this outcome is the interval's only one. A failure (`sampled_at` NULL) keeps the last good
-///   sample columns. Under READ COMMITTED a row a concurrent claim is taking over is waited for
-///   and re-checked, so the lease test sees the committed owner.
+/// * `updated` writes the state of the completed sources. A failure (`sampled_at` NULL) keeps
+///   the last good sample columns.
 /// * History rows are written only for the sources `updated` returned, in batch order.
 const RECORD_OUTCOMES: &str = "\
 WITH input AS (
@@ -110,12 +62,9 @@ WITH input AS (
         slots = CASE WHEN l.sampled_at IS NULL THEN w.slots ELSE l.slots END,
         error = l.error,
         last_attempt_at = l.attempted_at,
-        next_sample_at = $11,
-        lease_owner = NULL,
-        lease_expires_at = NULL,
         updated_at = now()
     FROM latest l
-    WHERE w.source_id = l.source_id AND w.lease_owner = $12
+    WHERE w.source_id = l.source_id AND l.source_id = ANY($11)
     RETURNING w.source_id
 )
 INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery, current_lsn,
@@ -123,12 +72,8 @@ INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery
 SELECT i.source_id, i.attempted_at, i.status, i.sampled_at, i.in_recovery, i.current_lsn,
        i.wal_dir_bytes, i.size_bytes, i.slots, i.error
 FROM input i JOIN updated u ON u.source_id = i.source_id
-ORDER BY i.ord";
-
-/// Releases every lease of `$1`.
-const RELEASE_LEASES: &str = "\
-UPDATE wal_monitor SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-WHERE lease_owner = $1";
+ORDER BY i.ord
+RETURNING source_id";
 
 /// Deletes at most `$2` history rows recorded before `$1`, oldest first.
 ///
@@ -143,9 +88,9 @@ DELETE FROM wal_metrics WHERE id = ANY(ARRAY(
     FOR UPDATE SKIP LOCKED
 ))";
 
-/// A claimed source id.
+/// A recorded source id.
 #[derive(Debug, QueryableByName)]
-struct ClaimedRow {
+struct RecordedRow {
     #[diesel(sql_type = BigInt)]
     source_id: i64,
 }
@@ -199,11 +144,6 @@ impl OutcomeArrays {
     }
 }
 
-/// `now + lease`, saturating: an absurdly long lease means "never expires", not an error.
-fn lease_expiry(now: Timestamp, lease: Duration) -> Timestamp {
-    TimeDelta::from_std(lease).ok().and_then(|lease| now.checked_add_signed(lease)).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 /// The history query for `query`: only the filters asked for, so the planner sees plain range
 /// conditions it can match to `wal_metrics_source_recorded_at_idx` (with a source) or
 /// `wal_metrics_recorded_at_idx` (without); the ORDER BY matches both indexes, so the scan
@@ -239,51 +179,30 @@ impl PostgresWalMetricsRepository {
 
 #[async_trait]
 impl WalMetricsRepository for PostgresWalMetricsRepository {
-    async fn claim_due_sources(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<SourceId>, RepositoryError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let owner = owner.to_owned();
-        let expires_at = lease_expiry(now, lease);
-        let mut conn = self.store.connection().await?;
-        let result = conn
-            .transaction::<_, Failure, _>(async move |conn| {
-                diesel::sql_query(INSERT_MISSING_STATES).execute(conn).await?;
-                Ok(diesel::sql_query(CLAIM_DUE)
-                    .bind::<Timestamptz, _>(now)
-                    .bind::<BigInt, _>(i64::from(limit))
-                    .bind::<Text, _>(owner)
-                    .bind::<Timestamptz, _>(expires_at)
-                    .load::<ClaimedRow>(conn)
-                    .await?)
-            })
-            .await;
-        let rows = self.store.settle(conn, result).await?;
-        Ok(rows.into_iter().map(|row| SourceId::new(row.source_id)).collect())
-    }
-
     async fn record_outcomes(
         &self,
-        owner: &str,
+        owner: &LeaseOwner,
         outcomes: Vec<SampleOutcome>,
         next_sample_at: Timestamp,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Vec<SourceId>, RepositoryError> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut sources: Vec<i64> = outcomes.iter().map(|outcome| outcome.source_id.get()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let leases: Vec<(i64, Next)> = sources.iter().map(|id| (*id, Next::DueAt(next_sample_at))).collect();
         let arrays = OutcomeArrays::new(outcomes).map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
-        let owner = owner.to_owned();
+        let owner = owner.clone();
         let mut conn = self.store.connection().await?;
         let result = conn
             .transaction::<_, Failure, _>(async move |conn| {
-                diesel::sql_query(LOCK_SOURCES).bind::<Array<BigInt>, _>(&arrays.source_id).execute(conn).await?;
-                diesel::sql_query(RECORD_OUTCOMES)
+                diesel::sql_query(LOCK_SOURCES).bind::<Array<BigInt>, _>(&sources).execute(conn).await?;
+                let completed = complete_in(conn, Queue::WAL_SAMPLING, &owner, &leases).await?;
+                if completed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = diesel::sql_query(RECORD_OUTCOMES)
                     .bind::<Array<BigInt>, _>(&arrays.source_id)
                     .bind::<Array<Timestamptz>, _>(&arrays.attempted_at)
                     .bind::<Array<Text>, _>(&arrays.status)
@@ -294,20 +213,22 @@ impl WalMetricsRepository for PostgresWalMetricsRepository {
                     .bind::<Array<Nullable<BigInt>>, _>(&arrays.size_bytes)
                     .bind::<Array<Nullable<Jsonb>>, _>(&arrays.slots)
                     .bind::<Array<Nullable<Text>>, _>(&arrays.error)
-                    .bind::<Timestamptz, _>(next_sample_at)
-                    .bind::<Text, _>(&owner)
-                    .execute(conn)
+                    .bind::<Array<BigInt>, _>(&completed)
+                    .load::<RecordedRow>(conn)
                     .await?;
-                Ok(())
+                Ok(rows)
             })
             .await;
-        self.store.settle(conn, result).await
-    }
-
-    async fn release_leases(&self, owner: &str) -> Result<(), RepositoryError> {
-        let mut conn = self.store.connection().await?;
-        let result = diesel::sql_query(RELEASE_LEASES).bind::<Text, _>(owner).execute(&mut conn).await;
-        self.store.settle(conn, result.map(drop).map_err(Failure::from)).await
+        let rows = self.store.settle(conn, result).await?;
+        // One history row per outcome: the sources recorded, each once, in batch order.
+        let mut recorded: Vec<SourceId> = Vec::new();
+        for row in rows {
+            let id = SourceId::new(row.source_id);
+            if !recorded.contains(&id) {
+                recorded.push(id);
+            }
+        }
+        Ok(recorded)
     }
 
     async fn list_latest(&self) -> Result<Vec<SourceWalState>, RepositoryError> {
@@ -373,35 +294,15 @@ impl WalMetricsRepository for PostgresWalMetricsRepository {
 /// because it explains the exact statements the repository sends, which are crate-private.
 #[cfg(test)]
 mod tests {
-    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use std::time::Duration;
+
+    use chrono::Utc;
     use diesel::sql_types::Text;
     use diesel_async::AsyncPgConnection;
     use rosetta_domain::PageLimit;
 
     use super::*;
-
-    /// `EXPLAIN <query>`, with the query's own bind parameters.
-    struct Explain<Q>(Q);
-
-    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_sql("EXPLAIN ");
-            self.0.walk_ast(out.reborrow())
-        }
-    }
-
-    impl<Q> QueryId for Explain<Q> {
-        type QueryId = ();
-        const HAS_STATIC_QUERY_ID: bool = false;
-    }
-
-    impl<Q> Query for Explain<Q> {
-        type SqlType = Text;
-    }
-
-    async fn plan<Q: QueryFragment<Pg> + Send>(conn: &mut AsyncPgConnection, query: Q) -> String {
-        Explain(query).load::<String>(conn).await.unwrap().join("\n")
-    }
+    use crate::explain::plan;
 
     fn day(n: i64) -> Timestamp {
         chrono::DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(20_000 + n)

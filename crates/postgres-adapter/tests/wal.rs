@@ -1,7 +1,7 @@
-//! The WAL store at scale and under concurrency, against PostgreSQL: claimers in separate
-//! pools (as separate server processes would be) never share a source, and batches of 1 000
-//! are one round trip's work. (The index plans are checked in `src/wal.rs`, next to the
-//! statements they explain.)
+//! The WAL store and its sampling leases at scale and under concurrency, against PostgreSQL:
+//! claimers in separate pools (as separate server processes would be) never share a source, and
+//! batches of 1 000 are one round trip's work. (The index plans are checked in `src/wal.rs` and
+//! `src/lease.rs`, next to the statements they explain.)
 
 mod support;
 
@@ -9,14 +9,38 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rosetta_domain::{Lsn, PageLimit, SlotSample, SlotType, SourceId, Timestamp, WalSample, WalStatus};
+use rosetta_ports::jobs::{LeaseOwner, LeaseStore, Queue};
 use rosetta_ports::testing::fixed_time;
 use rosetta_ports::wal::{SampleOutcome, WalHistoryQuery, WalMetricsRepository};
-use rosetta_postgres_adapter::PostgresWalMetricsRepository;
+use rosetta_postgres_adapter::{PostgresLeaseStore, PostgresStore, PostgresWalMetricsRepository};
 
 const LEASE: Duration = Duration::from_secs(60);
 
 fn at(seconds: i64) -> Timestamp {
     fixed_time(0) + chrono::Duration::seconds(seconds)
+}
+
+/// What one server process uses: the sampling leases and the WAL store, over one pool.
+#[derive(Clone)]
+struct Process {
+    leases: PostgresLeaseStore,
+    wal: PostgresWalMetricsRepository,
+}
+
+impl Process {
+    fn new(store: PostgresStore) -> Self {
+        Self { leases: PostgresLeaseStore::new(store.clone()), wal: PostgresWalMetricsRepository::new(store) }
+    }
+
+    async fn claim(&self, owner: &str, now: Timestamp, lease: Duration, limit: u32) -> Vec<SourceId> {
+        let claimed =
+            self.leases.claim(Queue::WAL_SAMPLING, &LeaseOwner::new(owner), now, lease, limit).await.expect("claim");
+        claimed.into_iter().map(SourceId::new).collect()
+    }
+
+    async fn record(&self, owner: &str, outcomes: Vec<SampleOutcome>, next: Timestamp) -> Vec<SourceId> {
+        self.wal.record_outcomes(&LeaseOwner::new(owner), outcomes, next).await.expect("record")
+    }
 }
 
 /// Inserts `count` sources in one statement and returns their ids.
@@ -87,24 +111,23 @@ async fn concurrent_claimers_share_300_sources_without_overlap() {
     let database = support::fresh_database().await;
     let ids = insert_sources(database.url(), 300).await;
     let all: BTreeSet<SourceId> = ids.iter().copied().collect();
-    let processes: Vec<PostgresWalMetricsRepository> = (0..6)
-        .map(|_| PostgresWalMetricsRepository::new(support::store(database.url(), 2, Duration::from_secs(10))))
-        .collect();
+    let processes: Vec<Process> =
+        (0..6).map(|_| Process::new(support::store(database.url(), 2, Duration::from_secs(10)))).collect();
 
     for interval in 0..3_i64 {
         let now = at(interval * 300);
         let next = at((interval + 1) * 300);
-        let tasks = processes.iter().enumerate().map(|(p, wal)| {
-            let wal = wal.clone();
+        let tasks = processes.iter().enumerate().map(|(p, process)| {
+            let process = process.clone();
             tokio::spawn(async move {
                 let owner = format!("process-{p}");
                 let mut mine = Vec::new();
                 loop {
-                    let claimed = wal.claim_due_sources(&owner, now, LEASE, 20).await.unwrap();
+                    let claimed = process.claim(&owner, now, LEASE, 20).await;
                     if claimed.is_empty() {
                         return mine;
                     }
-                    wal.record_outcomes(&owner, outcomes(&claimed, now), next).await.unwrap();
+                    assert_eq!(process.record(&owner, outcomes(&claimed, now), next).await, claimed);
                     mine.extend(claimed);
                 }
             })
@@ -120,8 +143,8 @@ async fn concurrent_claimers_share_300_sources_without_overlap() {
         }
         println!("interval {interval}: sources per process {shares:?}");
         assert_eq!(seen, all, "interval {interval}: every source claimed");
-        let early = processes[0].claim_due_sources("late", now + chrono::Duration::seconds(1), LEASE, 1_000).await;
-        assert_eq!(early.unwrap(), vec![], "interval {interval}: nothing is due again before the next interval");
+        let early = processes[0].claim("late", now + chrono::Duration::seconds(1), LEASE, 1_000).await;
+        assert_eq!(early, vec![], "interval {interval}: nothing is due again before the next interval");
     }
 
     let client = support::raw_client(database.url()).await;
@@ -135,7 +158,7 @@ async fn concurrent_claimers_share_300_sources_without_overlap() {
     assert_eq!(per_source.len(), 300);
     assert!(per_source.values().all(|count| *count == 3), "one history row per source per interval");
     let leased: i64 =
-        client.query_one("SELECT count(*) FROM wal_monitor WHERE lease_owner IS NOT NULL", &[]).await.unwrap().get(0);
+        client.query_one("SELECT count(*) FROM leases WHERE owner IS NOT NULL", &[]).await.unwrap().get(0);
     assert_eq!(leased, 0, "recording released every lease");
 }
 
@@ -144,20 +167,20 @@ async fn concurrent_claimers_share_300_sources_without_overlap() {
 async fn a_thousand_sources_claim_and_record_in_one_round_each() {
     let database = support::fresh_database().await;
     let ids = insert_sources(database.url(), 1_000).await;
-    let wal = PostgresWalMetricsRepository::new(support::store(database.url(), 2, Duration::from_secs(10)));
+    let process = Process::new(support::store(database.url(), 2, Duration::from_secs(10)));
+    let wal = process.wal.clone();
 
     for round in 0..3_i64 {
         let now = at(round * 300);
         let started = Instant::now();
-        let claimed = wal.claim_due_sources("p", now, LEASE, 1_000).await.unwrap();
+        let claimed = process.claim("p", now, LEASE, 1_000).await;
         let claim_time = started.elapsed();
         assert_eq!(claimed, ids, "round {round}: every source, in due order");
 
         let batch = outcomes(&claimed, now + chrono::Duration::seconds(2));
         let started = Instant::now();
-        wal.record_outcomes("p", batch, at((round + 1) * 300)).await.unwrap();
+        assert_eq!(process.record("p", batch, at((round + 1) * 300)).await, ids);
         let record_time = started.elapsed();
-        // The first round also creates the 1 000 wal_monitor rows inside the claim.
         println!("round {round}: claim of 1000 took {claim_time:?}, record of 1000 outcomes took {record_time:?}");
         assert!(record_time < Duration::from_secs(10), "record of 1000 outcomes took {record_time:?}");
     }
@@ -179,18 +202,18 @@ async fn a_thousand_sources_claim_and_record_in_one_round_each() {
 async fn a_batch_drops_only_the_taken_over_outcomes() {
     let database = support::fresh_database().await;
     let ids = insert_sources(database.url(), 10).await;
-    let wal = PostgresWalMetricsRepository::new(support::store(database.url(), 2, Duration::from_secs(10)));
-    assert_eq!(wal.claim_due_sources("a", at(0), Duration::from_secs(30), 5).await.unwrap(), ids[..5]);
-    assert_eq!(wal.claim_due_sources("a", at(0), Duration::from_secs(120), 5).await.unwrap(), ids[5..]);
+    let process = Process::new(support::store(database.url(), 2, Duration::from_secs(10)));
+    assert_eq!(process.claim("a", at(0), Duration::from_secs(30), 5).await, ids[..5]);
+    assert_eq!(process.claim("a", at(0), Duration::from_secs(120), 5).await, ids[5..]);
     // a's first five leases expired at 30 s; b takes them.
-    assert_eq!(wal.claim_due_sources("b", at(31), LEASE, 100).await.unwrap(), ids[..5]);
-    wal.record_outcomes("a", outcomes(&ids, at(32)), at(300)).await.unwrap();
+    assert_eq!(process.claim("b", at(31), LEASE, 100).await, ids[..5]);
+    assert_eq!(process.record("a", outcomes(&ids, at(32)), at(300)).await, ids[5..]);
 
-    let recorded: BTreeSet<SourceId> = wal.list_latest().await.unwrap().iter().map(|s| s.source_id).collect();
+    let recorded: BTreeSet<SourceId> = process.wal.list_latest().await.unwrap().iter().map(|s| s.source_id).collect();
     assert_eq!(recorded, ids[5..].iter().copied().collect());
     let client = support::raw_client(database.url()).await;
     let owners: Vec<Option<String>> = client
-        .query("SELECT lease_owner FROM wal_monitor ORDER BY source_id", &[])
+        .query("SELECT owner FROM leases WHERE queue = 'wal_sampling' ORDER BY item_id", &[])
         .await
         .unwrap()
         .iter()
@@ -210,21 +233,21 @@ async fn deleting_sources_while_recording_never_deadlocks() {
     let database = support::fresh_database().await;
     let store = support::store(database.url(), 8, Duration::from_secs(10));
     let sources = support::repositories(&store).sources;
-    let wal = PostgresWalMetricsRepository::new(store);
+    let process = Process::new(store);
     let mut kept = BTreeSet::new();
     for round in 0..8_i64 {
         let ids = insert_sources(database.url(), 200).await;
         let now = at(round * 300);
         // The survivors of earlier rounds are due again too.
-        let claimed = wal.claim_due_sources("a", now, LEASE, 1_000).await.unwrap();
+        let claimed = process.claim("a", now, LEASE, 1_000).await;
         assert_eq!(claimed.len(), kept.len() + 200);
         let doomed: Vec<SourceId> = ids.iter().rev().step_by(2).copied().collect();
         kept.extend(ids.iter().filter(|id| !doomed.contains(id)).copied());
         let record = {
-            let wal = wal.clone();
+            let process = process.clone();
             tokio::spawn(async move {
                 for chunk in claimed.chunks(20) {
-                    wal.record_outcomes("a", outcomes(chunk, now), at((round + 1) * 300)).await.unwrap();
+                    process.record("a", outcomes(chunk, now), at((round + 1) * 300)).await;
                 }
             })
         };
@@ -242,13 +265,15 @@ async fn deleting_sources_while_recording_never_deadlocks() {
         let client = support::raw_client(database.url()).await;
         client.execute("UPDATE sources SET name = 'r' || id", &[]).await.unwrap();
     }
-    let latest: BTreeSet<SourceId> = wal.list_latest().await.unwrap().iter().map(|s| s.source_id).collect();
+    let latest: BTreeSet<SourceId> = process.wal.list_latest().await.unwrap().iter().map(|s| s.source_id).collect();
     assert_eq!(latest, kept, "exactly the surviving sources have a state");
     let client = support::raw_client(database.url()).await;
     let orphans: i64 = client
         .query_one(
             "SELECT (SELECT count(*) FROM wal_metrics m WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = m.source_id))
-                  + (SELECT count(*) FROM wal_monitor w WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = w.source_id))",
+                  + (SELECT count(*) FROM wal_monitor w WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = w.source_id))
+                  + (SELECT count(*) FROM leases l WHERE l.queue = 'wal_sampling'
+                       AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = l.item_id))",
             &[],
         )
         .await
@@ -257,8 +282,8 @@ async fn deleting_sources_while_recording_never_deadlocks() {
     assert_eq!(orphans, 0);
 }
 
-/// Sources created and deleted while other processes claim: a claim that sees a new source
-/// just as it is deleted skips it instead of failing on the foreign key.
+/// Sources created and deleted while other processes claim: their sampling items come and go
+/// with them, and claims never fail or leave an item of a deleted source behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claims_skip_sources_deleted_while_they_run() {
     use rosetta_ports::outbound::SourceRepository;
@@ -267,7 +292,7 @@ async fn claims_skip_sources_deleted_while_they_run() {
     let database = support::fresh_database().await;
     let store = support::store(database.url(), 8, Duration::from_secs(10));
     let sources = support::repositories(&store).sources;
-    let wal = PostgresWalMetricsRepository::new(store);
+    let process = Process::new(store);
     let churn = tokio::spawn(async move {
         for i in 0..300 {
             let source = sources.create(new_source(&format!("churn-{i}"), None), at(0)).await.unwrap();
@@ -276,13 +301,13 @@ async fn claims_skip_sources_deleted_while_they_run() {
     });
     let claimers: Vec<_> = (0..3)
         .map(|c| {
-            let wal = wal.clone();
+            let process = process.clone();
             tokio::spawn(async move {
                 let owner = format!("claimer-{c}");
                 let mut claims = 0;
                 for _ in 0..300 {
-                    wal.claim_due_sources(&owner, at(0), LEASE, 100).await.unwrap();
-                    wal.release_leases(&owner).await.unwrap();
+                    process.claim(&owner, at(0), LEASE, 100).await;
+                    process.leases.release_all(&LeaseOwner::new(owner.as_str())).await.unwrap();
                     claims += 1;
                 }
                 claims
@@ -293,4 +318,7 @@ async fn claims_skip_sources_deleted_while_they_run() {
     for claimer in claimers {
         assert_eq!(claimer.await.unwrap(), 300);
     }
+    let client = support::raw_client(database.url()).await;
+    let items: i64 = client.query_one("SELECT count(*) FROM leases", &[]).await.unwrap().get(0);
+    assert_eq!(items, 0, "every deleted source's item went with it");
 }

@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod config;
 pub mod startup;
+pub mod supervisor;
 pub mod telemetry;

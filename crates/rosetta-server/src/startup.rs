@@ -8,19 +8,25 @@ use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use rosetta_application::{
-    DestinationManager, PipelineManager, ReadinessChecker, SourceManager, SystemClock, WalMonitorReader,
+    DestinationManager, PipelineManager, ReadinessChecker, SampleRecorder, SourceManager, SystemClock, WalMonitorReader,
 };
 use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit, ServicesFactory};
+use rosetta_ports::jobs::{LeaseOwner, LeaseStore};
 use rosetta_ports::outbound::{Clock, SecretCipher};
-use rosetta_ports::wal::MonitorHeartbeat;
+use rosetta_ports::wal::{MonitorHeartbeat, SystemMetricsRepository, WalMetricsRepository};
 use rosetta_postgres_adapter::{
-    PostgresDestinationRepository, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
-    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
+    PostgresDestinationRepository, PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository,
+    PostgresStore, PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings,
+    XChaChaSecretCipher,
 };
-use rosetta_worker::{PostgresSourceProbe, SamplerPorts, SamplerSettings, SysinfoHostProbe, WalSampler};
-use tokio::sync::watch;
+use rosetta_worker::{
+    Heartbeat, HostSampling, PostgresSourceProbe, Retention, Runner, RunnerSettings, SamplingPorts, SamplingSettings,
+    SysinfoHostProbe, WalSampling,
+};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, MonitorConfig};
+use crate::supervisor::Supervisor;
 
 /// Applies pending migrations to the metadata database.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
@@ -54,12 +60,14 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// upkeep does; with a recorder installed by hand (as here, to own the `/metrics` route) nobody
 /// runs it but a scrape, and between scrapes (or with no scraper at all) memory grows with every
 /// request.
-async fn metrics_upkeep(handle: PrometheusHandle) {
+async fn metrics_upkeep(handle: PrometheusHandle, cancel: CancellationToken) {
     let mut ticks = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        handle.run_upkeep();
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => handle.run_upkeep(),
+        }
     }
 }
 
@@ -68,7 +76,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     address: SocketAddr,
     pools: MetadataPools,
-    sampler: Option<WalSampler>,
+    worker: Option<Worker>,
     metrics: PrometheusHandle,
     shutdown_grace: Duration,
 }
@@ -79,6 +87,13 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// The background jobs of this process (when the WAL monitor is enabled), with their runners.
+struct Worker {
+    sampling: Runner<WalSampling>,
+    retention: Runner<Retention>,
+    host: HostSampling,
+}
+
 impl Application {
     /// Migrates (unless disabled), wires the adapters and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -86,24 +101,14 @@ impl Application {
             migrate(&config.database.url).await?;
         }
         let pools = MetadataPools::new(&config);
-        // The monitor's pool, also the fallback of a worker whose own pool cannot be built.
+        // The worker's pool, also the fallback of an HTTP worker whose own pool cannot be built.
         let store = pools.open().context("building the metadata database pool")?;
         let cipher: Arc<dyn SecretCipher> = Arc::new(
             XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let sampler = match &config.monitor {
-            Some(monitor) => Some(WalSampler::new(
-                SamplerPorts {
-                    sources: Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher))),
-                    wal: Arc::new(PostgresWalMetricsRepository::new(store.clone())),
-                    system: Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
-                    probe: Arc::new(PostgresSourceProbe::new()),
-                    host: Arc::new(SysinfoHostProbe::new().context("reading host metrics")?),
-                    clock: Arc::clone(&clock),
-                },
-                sampler_settings(monitor),
-            )),
+        let worker = match &config.monitor {
+            Some(monitor) => Some(worker(monitor, &store, &cipher, &clock)?),
             None => None,
         };
 
@@ -112,7 +117,7 @@ impl Application {
             fallback: store.clone(),
             cipher,
             clock,
-            heartbeat: sampler.as_ref().map(WalSampler::heartbeat),
+            heartbeat: worker.as_ref().map(|worker| worker.sampling_health()),
             readiness_timeout: config.readiness_timeout,
         };
         let services: ServicesFactory = Arc::new(move || wiring.worker_services());
@@ -142,7 +147,7 @@ impl Application {
             auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
             "listening"
         );
-        Ok(Self { server, address, pools, sampler, metrics, shutdown_grace: http.shutdown_timeout })
+        Ok(Self { server, address, pools, worker, metrics, shutdown_grace: http.shutdown_timeout })
     }
 
     /// The bound address (useful with `PORT=0`).
@@ -150,40 +155,138 @@ impl Application {
         self.address
     }
 
-    /// Serves (and samples WAL) until SIGTERM or Ctrl-C; then stops accepting, lets in-flight
-    /// requests and the current WAL tick finish (within the shutdown timeout), releases the
-    /// monitor's leases and closes the pool.
+    /// Serves (and runs the background jobs) until SIGTERM or Ctrl-C, or until a task fails; then
+    /// stops accepting, lets in-flight requests and the jobs' items in flight finish (within the
+    /// shutdown timeout), releases this process's leases and closes the pools.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut supervisor = Supervisor::new();
+        let grace = self.shutdown_grace;
         let handle = self.server.handle();
-        let mut server = tokio::spawn(self.server);
-        let (stop_monitor, monitor_stopped) = watch::channel(false);
-        let monitor = self.sampler.map(|sampler| tokio::spawn(sampler.run(monitor_stopped, self.shutdown_grace)));
-        let upkeep = tokio::spawn(metrics_upkeep(self.metrics));
-        let outcome = tokio::select! {
-            finished = &mut server => finished,
-            () = shutdown_signal() => {
-                tracing::info!("shutdown requested: finishing in-flight requests and the current WAL tick");
-                let _ = stop_monitor.send(true);
-                handle.stop(true).await;
-                server.await
+        let server = self.server;
+        let token = supervisor.token();
+        supervisor.spawn("http", async move {
+            let mut server = std::pin::pin!(server);
+            tokio::select! {
+                served = &mut server => served.context("HTTP server failed")?,
+                () = token.cancelled() => {
+                    // The server future must keep being polled to carry out the stop.
+                    let ((), served) = tokio::join!(handle.stop(true), &mut server);
+                    served.context("HTTP server failed")?;
+                }
             }
-        };
-        let _ = stop_monitor.send(true);
-        upkeep.abort();
-        if let Some(monitor) = monitor
-            && let Err(error) = monitor.await
-        {
-            tracing::error!(%error, "the WAL monitor task failed");
+            Ok(())
+        });
+        if let Some(worker) = self.worker {
+            let token = supervisor.token();
+            supervisor.spawn("wal-sampling", async move {
+                worker.sampling.run(token, grace).await;
+                Ok(())
+            });
+            let token = supervisor.token();
+            supervisor.spawn("retention", async move {
+                worker.retention.run(token, grace).await;
+                Ok(())
+            });
+            let token = supervisor.token();
+            supervisor.spawn("host-sampling", async move {
+                worker.host.run(token).await;
+                Ok(())
+            });
         }
+        let token = supervisor.token();
+        let metrics = self.metrics;
+        supervisor.spawn("metrics-upkeep", async move {
+            metrics_upkeep(metrics, token).await;
+            Ok(())
+        });
+        let outcome = supervisor.run_until(shutdown_signal(), grace).await;
         self.pools.close_all();
-        outcome.context("HTTP server task failed")?.context("HTTP server failed")?;
+        outcome?;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// The metadata database pools of the process: one per HTTP worker, plus one for the WAL monitor
-/// (when it runs; the same pool stands in for a worker whose own pool cannot be built).
+impl Worker {
+    fn sampling_health(&self) -> Arc<dyn MonitorHeartbeat> {
+        self.sampling.job().health()
+    }
+}
+
+/// The background jobs over `store`: WAL sampling and retention on the leased-job runner, host
+/// sampling on its own interval.
+fn worker(
+    monitor: &MonitorConfig,
+    store: &PostgresStore,
+    cipher: &Arc<dyn SecretCipher>,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Worker> {
+    let owner = LeaseOwner::new(lease_owner());
+    let leases: Arc<dyn LeaseStore> = Arc::new(PostgresLeaseStore::new(store.clone()));
+    let wal: Arc<dyn WalMetricsRepository> = Arc::new(PostgresWalMetricsRepository::new(store.clone()));
+    let system: Arc<dyn SystemMetricsRepository> = Arc::new(PostgresSystemMetricsRepository::new(store.clone()));
+    let sampling = SamplingSettings { interval: monitor.interval, timeout: monitor.timeout };
+    let heartbeat = Arc::new(Heartbeat::default());
+    let job = Arc::new(WalSampling::new(
+        SamplingPorts {
+            sources: Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher))),
+            probe: Arc::new(PostgresSourceProbe::new()),
+            recording: Arc::new(SampleRecorder::new(Arc::clone(&wal))),
+            clock: Arc::clone(clock),
+        },
+        sampling,
+        Arc::clone(&heartbeat),
+    ));
+    let sampling = Runner::with_heartbeat(
+        job,
+        Arc::clone(&leases),
+        Arc::clone(clock),
+        RunnerSettings {
+            concurrency: monitor.concurrency,
+            lease: sampling.lease(),
+            poll: sampling.poll(),
+            record_batch: RECORD_BATCH,
+            owner: owner.clone(),
+        },
+        heartbeat,
+    );
+    let retention = Runner::new(
+        Arc::new(Retention::new(
+            Arc::clone(&wal),
+            Arc::clone(&system),
+            Arc::clone(&leases),
+            Arc::clone(clock),
+            monitor.retention,
+            RETENTION_EVERY,
+        )),
+        leases,
+        Arc::clone(clock),
+        RunnerSettings { concurrency: 1, lease: RETENTION_LEASE, poll: RETENTION_EVERY, record_batch: 1, owner },
+    );
+    let host = HostSampling::new(
+        Arc::new(SysinfoHostProbe::new().context("reading host metrics")?),
+        system,
+        Arc::clone(clock),
+        monitor.system_interval,
+    );
+    tracing::info!(
+        interval_s = monitor.interval.as_secs_f64(),
+        timeout_s = monitor.timeout.as_secs_f64(),
+        concurrency = monitor.concurrency,
+        "WAL monitor configured"
+    );
+    Ok(Worker { sampling, retention, host })
+}
+
+/// WAL samples recorded per transaction, at most.
+const RECORD_BATCH: usize = 250;
+/// How often retention runs (in one process at a time), and how long it may hold its lease.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+const RETENTION_LEASE: Duration = Duration::from_secs(300);
+
+/// The metadata database pools of the process: one per HTTP worker, plus one for the background
+/// jobs (when they run; the same pool stands in for an HTTP worker whose own pool cannot be
+/// built).
 ///
 /// A pool's connections run their I/O on the thread that opened them; a worker with its own pool
 /// talks to the database without waking another thread, which on a busy machine costs more than
@@ -197,6 +300,7 @@ struct MetadataPools {
 
 impl MetadataPools {
     fn new(config: &Config) -> Self {
+        // Every task that talks to the database is counted: each HTTP worker, and the jobs.
         let pools = config.http.workers.max(1) + usize::from(config.monitor.is_some());
         Self {
             settings: StoreSettings {
@@ -268,17 +372,6 @@ impl ServiceWiring {
                 Arc::clone(clock),
             )),
         }
-    }
-}
-
-fn sampler_settings(monitor: &MonitorConfig) -> SamplerSettings {
-    SamplerSettings {
-        interval: monitor.interval,
-        timeout: monitor.timeout,
-        concurrency: monitor.concurrency,
-        retention: monitor.retention,
-        system_interval: monitor.system_interval,
-        owner: lease_owner(),
     }
 }
 

@@ -68,3 +68,60 @@ impl std::fmt::Display for HostProbeUnavailable {
 }
 
 impl std::error::Error for HostProbeUnavailable {}
+
+/// Host sampling: this process samples the host it runs on every `every` (not leased: each
+/// process has its own host) and stores the sample.
+pub struct HostSampling {
+    probe: std::sync::Arc<dyn HostProbe>,
+    system: std::sync::Arc<dyn rosetta_ports::wal::SystemMetricsRepository>,
+    clock: std::sync::Arc<dyn rosetta_ports::outbound::Clock>,
+    every: std::time::Duration,
+}
+
+impl std::fmt::Debug for HostSampling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSampling").field("every", &self.every).finish_non_exhaustive()
+    }
+}
+
+impl HostSampling {
+    /// Samples with `probe` into `system` every `every`.
+    pub fn new(
+        probe: std::sync::Arc<dyn HostProbe>,
+        system: std::sync::Arc<dyn rosetta_ports::wal::SystemMetricsRepository>,
+        clock: std::sync::Arc<dyn rosetta_ports::outbound::Clock>,
+        every: std::time::Duration,
+    ) -> Self {
+        Self { probe, system, clock, every }
+    }
+
+    /// Samples until `cancel`; the first sample at once.
+    pub async fn run(self, cancel: tokio_util::sync::CancellationToken) {
+        let mut ticker = tokio::time::interval(self.every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let probe = std::sync::Arc::clone(&self.probe);
+            let now = self.clock.now();
+            // sysinfo reads /proc synchronously.
+            let sample = match tokio::task::spawn_blocking(move || probe.sample(now)).await {
+                Ok(sample) => sample,
+                Err(error) => {
+                    tracing::warn!(error = %error, "host sampling failed");
+                    continue;
+                }
+            };
+            if let Err(error) = self.system.record(sample).await {
+                crate::runner::log_repository_error(
+                    rosetta_ports::jobs::Queue::named("host"),
+                    "recording host metrics",
+                    &error,
+                );
+            }
+        }
+    }
+}

@@ -1,15 +1,21 @@
-//! Rosetta's WAL monitor (time-driven adapter): the sampler task and the source probe that reads
-//! each source's WAL position, WAL on disk and replication slots.
+//! Rosetta's worker (the time-driven adapter): the leased-job runner and the background jobs on
+//! it, and the probes they read with.
 //!
-//! * [`sampler`]: the tokio task that samples every due source each interval, coordinated with
-//!   other server processes through leases in the metadata database.
-
-pub mod sampler;
-
-pub use sampler::{SamplerPorts, SamplerSettings, TickReport, WalSampler};
+//! * [`runner`]: one [`Runner`] per job keeps its queue's due items in flight, claiming them
+//!   through the leases every server process shares (`rosetta_ports::jobs`).
+//! * [`sampling`]: WAL sampling, one item per source.
+//! * [`retention`]: deleting history past its retention, one standing item.
+//! * [`host`]: host CPU / memory / swap, sampled by each process of its own host.
+//! * [`probe`]: the tokio-postgres probe that reads a source's WAL.
 
 pub mod host;
 pub mod probe;
+pub mod retention;
+pub mod runner;
+pub mod sampling;
 
-pub use host::{HostProbeUnavailable, SysinfoHostProbe};
+pub use host::{HostProbeUnavailable, HostSampling, SysinfoHostProbe};
 pub use probe::PostgresSourceProbe;
+pub use retention::Retention;
+pub use runner::{CycleReport, Heartbeat, Job, Runner, RunnerSettings};
+pub use sampling::{SamplingPorts, SamplingSettings, WalSampling};

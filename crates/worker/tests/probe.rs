@@ -108,7 +108,10 @@ async fn current_lsn(admin: &Client) -> Lsn {
 /// Pids of the probe's backends, as the superuser sees them.
 async fn probe_backends(admin: &Client) -> Vec<i32> {
     admin
-        .query("SELECT pid FROM pg_stat_activity WHERE application_name = 'rosetta-worker' ORDER BY pid", &[])
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+            &[&rosetta_worker::probe::APPLICATION_NAME],
+        )
         .await
         .unwrap()
         .iter()

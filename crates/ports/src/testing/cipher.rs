@@ -6,42 +6,77 @@ use crate::outbound::{CipherError, SecretCipher, SecretSlot};
 
 const SLOT: SecretSlot = SecretSlot { table: "sources", column: "pg_password", row_id: 1 };
 
-/// Checks a cipher: round trip, randomised output, no plaintext in the sealed bytes, and refusal
-/// to open bytes for another slot, with another key (`other_key`: the same implementation
-/// configured with a different key), tampered or truncated.
-pub fn secret_cipher_contract(cipher: &dyn SecretCipher, other_key: &dyn SecretCipher) {
-    #[allow(clippy::unwrap_used)]
-    let secret = Secret::parse("correct horse battery staple").unwrap();
-    let sealed = cipher.seal(&secret, SLOT).unwrap_or_else(|e| panic!("seal failed: {e}"));
-    let opened = cipher.open(&sealed, SLOT).unwrap_or_else(|e| panic!("open of a fresh seal failed: {e}"));
-    assert_eq!(opened, secret, "round trip changed the secret");
+/// Makes the ciphers a [`SecretCipher`] contract case checks.
+pub trait CipherFactory: Send + Sync {
+    /// A cipher with some key.
+    fn cipher(&self) -> Box<dyn SecretCipher>;
+    /// The same implementation configured with a different key.
+    fn other_key(&self) -> Box<dyn SecretCipher>;
+}
 
-    let again = cipher.seal(&secret, SLOT).unwrap_or_else(|e| panic!("seal failed: {e}"));
-    assert_ne!(sealed, again, "two seals of one secret must differ (random nonce)");
-    assert!(
-        !sealed.windows(secret.expose().len()).any(|w| w == secret.expose().as_bytes()),
-        "sealed bytes contain the plaintext"
-    );
+#[allow(clippy::unwrap_used)]
+fn secret() -> Secret {
+    Secret::parse("correct horse battery staple").unwrap()
+}
 
-    for other_slot in [
-        SecretSlot { row_id: 2, ..SLOT },
-        SecretSlot { column: "other", ..SLOT },
-        SecretSlot { table: "destinations", ..SLOT },
-    ] {
+fn sealed(cipher: &dyn SecretCipher) -> Vec<u8> {
+    cipher.seal(&secret(), SLOT).unwrap_or_else(|e| panic!("seal failed: {e}"))
+}
+
+contract! { $ secret_cipher_contract_tests, testing::cipher, CipherFactory:
+    /// A sealed secret opens to itself.
+    async fn cipher_round_trips(factory) {
+        let cipher = factory.cipher();
+        let opened = cipher.open(&sealed(cipher.as_ref()), SLOT).unwrap_or_else(|e| panic!("open of a fresh seal failed: {e}"));
+        assert_eq!(opened, secret(), "round trip changed the secret");
+    }
+
+    /// Two seals of one secret differ (random nonce), and neither holds the plaintext.
+    async fn cipher_seals_are_randomised_and_opaque(factory) {
+        let cipher = factory.cipher();
+        let (first, second) = (sealed(cipher.as_ref()), sealed(cipher.as_ref()));
+        assert_ne!(first, second, "two seals of one secret must differ (random nonce)");
+        let plain = secret();
         assert!(
-            matches!(cipher.open(&sealed, other_slot), Err(CipherError::Open)),
-            "a value sealed for {SLOT:?} opened for {other_slot:?}"
+            !first.windows(plain.expose().len()).any(|w| w == plain.expose().as_bytes()),
+            "sealed bytes contain the plaintext"
         );
     }
-    assert!(matches!(other_key.open(&sealed, SLOT), Err(CipherError::Open)), "opened with another key");
 
-    let mut tampered = sealed.clone();
-    if let Some(last) = tampered.last_mut() {
-        *last ^= 0x01;
+    /// A value sealed for one slot does not open for another (row, column or table).
+    async fn cipher_binds_the_value_to_its_slot(factory) {
+        let cipher = factory.cipher();
+        let bytes = sealed(cipher.as_ref());
+        for other_slot in [
+            SecretSlot { row_id: 2, ..SLOT },
+            SecretSlot { column: "other", ..SLOT },
+            SecretSlot { table: "destinations", ..SLOT },
+        ] {
+            assert!(
+                matches!(cipher.open(&bytes, other_slot), Err(CipherError::Open)),
+                "a value sealed for {SLOT:?} opened for {other_slot:?}"
+            );
+        }
     }
-    assert!(matches!(cipher.open(&tampered, SLOT), Err(CipherError::Open)), "tampered bytes opened");
-    for cut in [0, 1, sealed.len() / 2, sealed.len() - 1] {
-        assert!(matches!(cipher.open(&sealed[..cut], SLOT), Err(CipherError::Open)), "truncated bytes opened");
+
+    /// Another key does not open it.
+    async fn cipher_refuses_another_key(factory) {
+        let bytes = sealed(factory.cipher().as_ref());
+        assert!(matches!(factory.other_key().open(&bytes, SLOT), Err(CipherError::Open)), "opened with another key");
+    }
+
+    /// Tampered or truncated bytes do not open.
+    async fn cipher_refuses_tampered_and_truncated_values(factory) {
+        let cipher = factory.cipher();
+        let bytes = sealed(cipher.as_ref());
+        let mut tampered = bytes.clone();
+        if let Some(last) = tampered.last_mut() {
+            *last ^= 0x01;
+        }
+        assert!(matches!(cipher.open(&tampered, SLOT), Err(CipherError::Open)), "tampered bytes opened");
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(matches!(cipher.open(&bytes[..cut], SLOT), Err(CipherError::Open)), "truncated bytes opened");
+        }
     }
 }
 

@@ -1,23 +1,30 @@
-//! An in-memory implementation of the repository ports.
+//! An in-memory implementation of the storage ports: the repositories, the leases of every
+//! queue, and the WAL and host metrics stores.
 //!
 //! It honours the same contracts as the PostgreSQL adapter (the contract suites run against
-//! both), so use-case tests can run without a database. State lives behind one mutex: every
-//! method is atomic, like a transaction.
+//! both), so use-case and worker tests can run on its real semantics without a database. State
+//! lives behind one mutex: every method is atomic, like a transaction. As in the database, every
+//! source is an item of the [`Queue::WAL_SAMPLING`] queue from its creation to its deletion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rosetta_domain::{
     Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page, PageRequest, Patch,
     Pipeline, PipelineDetails, PipelineId, PipelineMetadata, PipelinePatch, PipelineSummary, Source, SourceConnection,
-    SourceId, SourcePatch, Timestamp, Transition,
+    SourceId, SourcePatch, SourceWalState, SystemSample, Timestamp, Transition, WalMonitorStatus,
 };
 
 use crate::EntityKind;
+use crate::jobs::{LeaseOwner, LeaseStore, Next, Queue};
 use crate::outbound::{
     ConnectionSettingsError, DestinationRepository, MetadataHealth, PipelineRepository, RepositoryError, SecretCipher,
     SecretSlot, SourceRepository, StoredConnection,
+};
+use crate::wal::{
+    SampleOutcome, SystemHistoryQuery, SystemMetricsRepository, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository,
 };
 
 #[derive(Debug, Default)]
@@ -26,12 +33,65 @@ struct State {
     sources: BTreeMap<SourceId, (Source, Option<Vec<u8>>)>,
     destinations: BTreeMap<DestinationId, (Destination, Option<Vec<u8>>)>,
     pipelines: BTreeMap<PipelineId, Pipeline>,
+    /// Every queue's items, by (queue, item).
+    leases: BTreeMap<(Queue, i64), LeaseRow>,
+    /// The latest WAL state per source.
+    wal_states: BTreeMap<SourceId, SourceWalState>,
+    /// WAL history rows, by insertion order (the id breaks ties of `recorded_at`).
+    wal_history: Vec<(u64, WalHistoryEntry)>,
+    /// Host samples, by insertion order.
+    system: Vec<(u64, SystemSample)>,
+    next_row: u64,
+}
+
+/// One queued item.
+#[derive(Debug, Clone, Default)]
+struct LeaseRow {
+    due_at: Option<Timestamp>,
+    lease: Option<(LeaseOwner, Timestamp)>,
+}
+
+impl LeaseRow {
+    fn claimable(&self, now: Timestamp) -> bool {
+        self.due_at.is_none_or(|due| due <= now) && self.lease.as_ref().is_none_or(|(_, expires)| *expires <= now)
+    }
+
+    fn held_by(&self, owner: &LeaseOwner) -> bool {
+        self.lease.as_ref().is_some_and(|(held, _)| held == owner)
+    }
 }
 
 impl State {
     fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn next_row(&mut self) -> u64 {
+        self.next_row += 1;
+        self.next_row
+    }
+
+    /// Completes `owner`'s leased `items` of `queue`; the items completed.
+    fn complete(&mut self, queue: Queue, owner: &LeaseOwner, items: &[(i64, Next)]) -> Vec<i64> {
+        let mut completed = Vec::new();
+        for (item, next) in items {
+            let Some(row) = self.leases.get_mut(&(queue, *item)) else { continue };
+            if !row.held_by(owner) {
+                continue;
+            }
+            match next {
+                Next::DueAt(due) => {
+                    row.due_at = Some(*due);
+                    row.lease = None;
+                }
+                Next::Done => {
+                    self.leases.remove(&(queue, *item));
+                }
+            }
+            completed.push(*item);
+        }
+        completed
     }
 
     fn users_of(&self, matches: impl Fn(&Pipeline) -> bool) -> Vec<PipelineSummary> {
@@ -93,6 +153,18 @@ impl InMemoryStore {
         self.state.lock().map_err(|_| RepositoryError::Unexpected("in-memory store poisoned".into()))
     }
 
+    /// Copies source `from`'s sealed password onto source `to`, as an operator with psql could:
+    /// sealed values are bound to their row, so `to`'s no longer opens. For tests of what an
+    /// unreadable secret does.
+    pub fn copy_sealed_password(&self, from: SourceId, to: SourceId) {
+        if let Ok(mut state) = self.lock() {
+            let sealed = state.sources.get(&from).and_then(|(_, sealed)| sealed.clone());
+            if let Some((_, target)) = state.sources.get_mut(&to) {
+                *target = sealed;
+            }
+        }
+    }
+
     fn seal(&self, secret: &rosetta_domain::Secret, slot: SecretSlot) -> Result<Vec<u8>, RepositoryError> {
         self.cipher.seal(secret, slot).map_err(|e| RepositoryError::Unexpected(Box::new(e)))
     }
@@ -141,6 +213,8 @@ impl SourceRepository for InMemoryStore {
             updated_at: now,
         };
         state.sources.insert(id, (source.clone(), sealed));
+        // As the database does: every source is an item of the sampling queue, due at once.
+        state.leases.insert((Queue::WAL_SAMPLING, id.get()), LeaseRow::default());
         Ok(source)
     }
 
@@ -196,6 +270,9 @@ impl SourceRepository for InMemoryStore {
         }
         state.pipelines.retain(|_, p| p.source_id != id);
         state.sources.remove(&id);
+        state.leases.remove(&(Queue::WAL_SAMPLING, id.get()));
+        state.wal_states.remove(&id);
+        state.wal_history.retain(|(_, entry)| entry.source_id != id);
         Ok(())
     }
 
@@ -420,6 +497,232 @@ impl PipelineRepository for InMemoryStore {
 }
 
 #[async_trait]
+impl LeaseStore for InMemoryStore {
+    async fn enqueue(&self, queue: Queue, item: i64, due: Option<Timestamp>) -> Result<(), RepositoryError> {
+        self.lock()?.leases.entry((queue, item)).or_insert(LeaseRow { due_at: due, lease: None });
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        queue: Queue,
+        owner: &LeaseOwner,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<i64>, RepositoryError> {
+        let mut state = self.lock()?;
+        let mut due: Vec<(Option<Timestamp>, i64)> = state
+            .leases
+            .iter()
+            .filter(|((q, _), row)| *q == queue && row.claimable(now))
+            .map(|((_, item), row)| (row.due_at, *item))
+            .collect();
+        // `None` (never scheduled) sorts before every time, as NULLS FIRST does.
+        due.sort();
+        due.truncate(limit as usize);
+        let expires = lease_expiry(now, lease);
+        for (_, item) in &due {
+            if let Some(row) = state.leases.get_mut(&(queue, *item)) {
+                row.lease = Some((owner.clone(), expires));
+            }
+        }
+        Ok(due.into_iter().map(|(_, item)| item).collect())
+    }
+
+    async fn renew(
+        &self,
+        queue: Queue,
+        owner: &LeaseOwner,
+        items: &[i64],
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Vec<i64>, RepositoryError> {
+        let mut state = self.lock()?;
+        let expires = lease_expiry(now, lease);
+        let mut renewed = Vec::new();
+        for item in items {
+            if let Some(row) = state.leases.get_mut(&(queue, *item))
+                && row.held_by(owner)
+            {
+                row.lease = Some((owner.clone(), expires));
+                renewed.push(*item);
+            }
+        }
+        Ok(renewed)
+    }
+
+    async fn complete(
+        &self,
+        queue: Queue,
+        owner: &LeaseOwner,
+        items: &[(i64, Next)],
+    ) -> Result<Vec<i64>, RepositoryError> {
+        Ok(self.lock()?.complete(queue, owner, items))
+    }
+
+    async fn release_all(&self, owner: &LeaseOwner) -> Result<(), RepositoryError> {
+        for row in self.lock()?.leases.values_mut().filter(|row| row.held_by(owner)) {
+            row.lease = None;
+        }
+        Ok(())
+    }
+}
+
+/// `now + lease`, saturating (an absurd lease never expires).
+fn lease_expiry(now: Timestamp, lease: Duration) -> Timestamp {
+    chrono::TimeDelta::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .unwrap_or(Timestamp::MAX_UTC)
+}
+
+#[async_trait]
+impl WalMetricsRepository for InMemoryStore {
+    async fn record_outcomes(
+        &self,
+        owner: &LeaseOwner,
+        outcomes: Vec<SampleOutcome>,
+        next_sample_at: Timestamp,
+    ) -> Result<Vec<SourceId>, RepositoryError> {
+        let mut state = self.lock()?;
+        // The latest attempt of each source (the later one in the batch on a tie) sets its state.
+        let mut latest: BTreeMap<SourceId, &SampleOutcome> = BTreeMap::new();
+        for outcome in &outcomes {
+            let keep = latest.get(&outcome.source_id).is_none_or(|kept| kept.attempted_at <= outcome.attempted_at);
+            if keep {
+                latest.insert(outcome.source_id, outcome);
+            }
+        }
+        let leased: Vec<(i64, Next)> = latest
+            .keys()
+            .filter(|id| state.sources.contains_key(id))
+            .map(|id| (id.get(), Next::DueAt(next_sample_at)))
+            .collect();
+        let recorded: BTreeSet<SourceId> =
+            state.complete(Queue::WAL_SAMPLING, owner, &leased).into_iter().map(SourceId::new).collect();
+        for (id, outcome) in latest.iter().filter(|(id, _)| recorded.contains(id)) {
+            let previous = state.wal_states.get(id).and_then(|s| s.last_sample.clone());
+            let new_state = match &outcome.result {
+                Ok(sample) => SourceWalState {
+                    source_id: *id,
+                    status: sample.status(),
+                    last_sample: Some(sample.clone()),
+                    error: None,
+                    last_attempt_at: Some(outcome.attempted_at),
+                },
+                Err(error) => SourceWalState {
+                    source_id: *id,
+                    status: WalMonitorStatus::Error,
+                    last_sample: previous,
+                    error: Some(error.clone()),
+                    last_attempt_at: Some(outcome.attempted_at),
+                },
+            };
+            state.wal_states.insert(*id, new_state);
+        }
+        let mut order = Vec::new();
+        for outcome in outcomes.into_iter().filter(|o| recorded.contains(&o.source_id)) {
+            if !order.contains(&outcome.source_id) {
+                order.push(outcome.source_id);
+            }
+            let row = state.next_row();
+            let entry = match outcome.result {
+                Ok(sample) => WalHistoryEntry {
+                    source_id: outcome.source_id,
+                    recorded_at: outcome.attempted_at,
+                    status: sample.status(),
+                    sample: Some(sample),
+                    error: None,
+                },
+                Err(error) => WalHistoryEntry {
+                    source_id: outcome.source_id,
+                    recorded_at: outcome.attempted_at,
+                    status: WalMonitorStatus::Error,
+                    sample: None,
+                    error: Some(error),
+                },
+            };
+            state.wal_history.push((row, entry));
+        }
+        Ok(order)
+    }
+
+    async fn list_latest(&self) -> Result<Vec<SourceWalState>, RepositoryError> {
+        Ok(self.lock()?.wal_states.values().cloned().collect())
+    }
+
+    async fn latest(&self, source_id: SourceId) -> Result<Option<SourceWalState>, RepositoryError> {
+        let state = self.lock()?;
+        if !state.sources.contains_key(&source_id) {
+            return Err(RepositoryError::NotFound { entity: EntityKind::Source, id: source_id.get() });
+        }
+        Ok(state.wal_states.get(&source_id).cloned())
+    }
+
+    async fn history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, RepositoryError> {
+        let state = self.lock()?;
+        let mut rows: Vec<&(u64, WalHistoryEntry)> = state
+            .wal_history
+            .iter()
+            .filter(|(_, e)| query.source_id.is_none_or(|id| e.source_id == id))
+            .filter(|(_, e)| query.from.is_none_or(|from| e.recorded_at >= from))
+            .filter(|(_, e)| query.to.is_none_or(|to| e.recorded_at <= to))
+            .collect();
+        rows.sort_by(|(a_row, a), (b_row, b)| (b.recorded_at, b_row).cmp(&(a.recorded_at, a_row)));
+        Ok(rows.into_iter().take(query.limit.get() as usize).map(|(_, e)| e.clone()).collect())
+    }
+
+    async fn delete_history_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError> {
+        let mut state = self.lock()?;
+        let mut older: Vec<(Timestamp, u64)> = state
+            .wal_history
+            .iter()
+            .filter(|(_, e)| e.recorded_at < cutoff)
+            .map(|(row, e)| (e.recorded_at, *row))
+            .collect();
+        older.sort();
+        older.truncate(batch as usize);
+        let doomed: BTreeSet<u64> = older.into_iter().map(|(_, row)| row).collect();
+        state.wal_history.retain(|(row, _)| !doomed.contains(row));
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[async_trait]
+impl SystemMetricsRepository for InMemoryStore {
+    async fn record(&self, sample: SystemSample) -> Result<(), RepositoryError> {
+        let mut state = self.lock()?;
+        let row = state.next_row();
+        state.system.push((row, sample));
+        Ok(())
+    }
+
+    async fn history(&self, query: SystemHistoryQuery) -> Result<Vec<SystemSample>, RepositoryError> {
+        let state = self.lock()?;
+        let mut rows: Vec<&(u64, SystemSample)> = state
+            .system
+            .iter()
+            .filter(|(_, s)| query.from.is_none_or(|from| s.sampled_at >= from))
+            .filter(|(_, s)| query.to.is_none_or(|to| s.sampled_at <= to))
+            .collect();
+        rows.sort_by(|(a_row, a), (b_row, b)| (b.sampled_at, b_row).cmp(&(a.sampled_at, a_row)));
+        Ok(rows.into_iter().take(query.limit.get() as usize).map(|(_, s)| s.clone()).collect())
+    }
+
+    async fn delete_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError> {
+        let mut state = self.lock()?;
+        let mut older: Vec<(Timestamp, u64)> =
+            state.system.iter().filter(|(_, s)| s.sampled_at < cutoff).map(|(row, s)| (s.sampled_at, *row)).collect();
+        older.sort();
+        older.truncate(batch as usize);
+        let doomed: BTreeSet<u64> = older.into_iter().map(|(_, row)| row).collect();
+        state.system.retain(|(row, _)| !doomed.contains(row));
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[async_trait]
 impl MetadataHealth for InMemoryStore {
     async fn ping(&self) -> Result<(), RepositoryError> {
         self.lock().map(|_| ())
@@ -429,41 +732,14 @@ impl MetadataHealth for InMemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{InsecureTestCipher, RepositoryBundle, RepositoryFactory, repository_contracts};
-
-    struct Factory;
-
-    #[async_trait]
-    impl RepositoryFactory for Factory {
-        async fn fresh(&self) -> RepositoryBundle {
-            let store = InMemoryStore::new(Arc::new(InsecureTestCipher::new(7)));
-            RepositoryBundle {
-                sources: Arc::new(store.clone()),
-                destinations: Arc::new(store.clone()),
-                pipelines: Arc::new(store),
-                guard: None,
-            }
-        }
-    }
+    use crate::testing::{InsecureTestCipher, fixed_time, new_source};
 
     #[test]
     fn an_unreadable_password_costs_only_its_own_row() {
         futures::executor::block_on(async {
             let store = InMemoryStore::new(Arc::new(InsecureTestCipher::new(7)));
-            let a = SourceRepository::create(
-                &store,
-                crate::testing::new_source("a", Some("pw-a")),
-                crate::testing::fixed_time(0),
-            )
-            .await
-            .unwrap();
-            let b = SourceRepository::create(
-                &store,
-                crate::testing::new_source("b", Some("pw-b")),
-                crate::testing::fixed_time(0),
-            )
-            .await
-            .unwrap();
+            let a = SourceRepository::create(&store, new_source("a", Some("pw-a")), fixed_time(0)).await.unwrap();
+            let b = SourceRepository::create(&store, new_source("b", Some("pw-b")), fixed_time(0)).await.unwrap();
             {
                 let mut state = store.state.lock().unwrap();
                 let copied = state.sources[&a.id].1.clone();
@@ -476,10 +752,5 @@ mod tests {
                 Err(ConnectionSettingsError::UnreadableSecret { column: "pg_password", .. })
             ));
         });
-    }
-
-    #[test]
-    fn the_in_memory_store_honours_the_repository_contracts() {
-        futures::executor::block_on(repository_contracts(&Factory));
     }
 }

@@ -55,17 +55,9 @@ macro_rules! ok {
     };
 }
 
-/// Runs every repository contract.
-pub async fn repository_contracts(factory: &dyn RepositoryFactory) {
-    source_repository_contract(factory).await;
-    destination_repository_contract(factory).await;
-    pipeline_repository_contract(factory).await;
-}
-
-/// The contract of [`SourceRepository`].
-pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
-    // create + get round trip, timestamps as given, secret only as a flag
-    {
+contract! { $ repository_contract_tests, testing::repositories, RepositoryFactory:
+    /// source: create then get.
+    async fn source_create_then_get(factory) {
         let case = "source: create then get";
         let store = factory.fresh().await;
         let created = ok!(case, store.sources.create(new_source("Orders-DB", Some("s3cret")), fixed_time(1)));
@@ -79,7 +71,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         assert!(!without.has_password, "[{case}] has_password without password");
         assert_ne!(without.id, created.id, "[{case}] ids must differ");
     }
-    {
+
+    /// source: duplicate name is a conflict.
+    async fn source_duplicate_name_is_a_conflict(factory) {
         let case = "source: duplicate name is a conflict";
         let store = factory.fresh().await;
         ok!(case, store.sources.create(new_source("dup", None), fixed_time(1)));
@@ -92,7 +86,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         let listed = ok!(case, store.sources.list(page(0, 10)));
         assert_eq!(listed.total, 1, "[{case}] the refused create must not be stored");
     }
-    {
+
+    /// source: missing ids are NotFound.
+    async fn source_missing_ids_are_notfound(factory) {
         let case = "source: missing ids are NotFound";
         let store = factory.fresh().await;
         let missing = SourceId::new(424_242);
@@ -119,7 +115,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
             "[{case}] connection"
         );
     }
-    {
+
+    /// source: list pages by id with total.
+    async fn source_list_pages_by_id_with_total(factory) {
         let case = "source: list pages by id with total";
         let store = factory.fresh().await;
         let mut ids = Vec::new();
@@ -134,7 +132,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         let beyond = ok!(case, store.sources.list(page(10, 2)));
         assert!(beyond.items.is_empty() && beyond.total == 5, "[{case}] beyond the end");
     }
-    {
+
+    /// source: partial update keeps, clears and replaces.
+    async fn source_partial_update_keeps_clears_and_replaces(factory) {
         let case = "source: partial update keeps, clears and replaces";
         let store = factory.fresh().await;
         let created = ok!(case, store.sources.create(new_source("a", Some("old")), fixed_time(1)));
@@ -191,7 +191,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         let unchanged = ok!(case, store.sources.update(created.id, SourcePatch::default(), fixed_time(5)));
         assert_eq!(unchanged, cleared, "[{case}] an empty patch changes nothing");
     }
-    {
+
+    /// source: rename conflicts with another source, not with itself.
+    async fn source_rename_conflicts_with_another_source_not_with_itself(factory) {
         let case = "source: rename conflicts with another source, not with itself";
         let store = factory.fresh().await;
         let a = ok!(case, store.sources.create(new_source("a", None), fixed_time(1)));
@@ -208,7 +210,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         ok!(case, store.sources.update(a.id, to_self, fixed_time(2)));
         assert_eq!(ok!(case, store.sources.get(a.id)).name.as_str(), "a", "[{case}] a refused rename changed nothing");
     }
-    {
+
+    /// source: delete refuses while pipelines use it, cascades on request.
+    async fn source_delete_refuses_while_pipelines_use_it_cascades_on_request(factory) {
         let case = "source: delete refuses while pipelines use it, cascades on request";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
@@ -252,7 +256,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
             "[{case}] second delete"
         );
     }
-    {
+
+    /// source: concurrent creates with one name.
+    async fn source_concurrent_creates_with_one_name(factory) {
         let case = "source: concurrent creates with one name";
         let store = factory.fresh().await;
         let attempts = (0..8).map(|i| {
@@ -264,11 +270,9 @@ pub async fn source_repository_contract(factory: &dyn RepositoryFactory) {
         let conflicts = results.iter().filter(|r| matches!(r, Err(RepositoryError::Conflict { .. }))).count();
         assert_eq!((created, conflicts), (1, 7), "[{case}] exactly one create wins: {results:?}");
     }
-}
 
-/// The contract of [`DestinationRepository`].
-pub async fn destination_repository_contract(factory: &dyn RepositoryFactory) {
-    {
+    /// destination: create, get, list.
+    async fn destination_create_get_list(factory) {
         let case = "destination: create, get, list";
         let store = factory.fresh().await;
         let created = ok!(case, store.destinations.create(new_destination("WH", Some("pass")), fixed_time(1)));
@@ -296,7 +300,9 @@ pub async fn destination_repository_contract(factory: &dyn RepositoryFactory) {
             "[{case}] missing"
         );
     }
-    {
+
+    /// destination: partial update keeps, clears and replaces.
+    async fn destination_partial_update_keeps_clears_and_replaces(factory) {
         let case = "destination: partial update keeps, clears and replaces";
         let store = factory.fresh().await;
         let created = ok!(case, store.destinations.create(new_destination("wh", Some("pass")), fixed_time(1)));
@@ -321,7 +327,9 @@ pub async fn destination_repository_contract(factory: &dyn RepositoryFactory) {
         );
         assert_eq!(ok!(case, store.destinations.get(created.id)).updated_at, fixed_time(3), "[{case}] stored");
     }
-    {
+
+    /// destination: delete refuses while used, cascades on request.
+    async fn destination_delete_refuses_while_used_cascades_on_request(factory) {
         let case = "destination: delete refuses while used, cascades on request";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
@@ -341,11 +349,9 @@ pub async fn destination_repository_contract(factory: &dyn RepositoryFactory) {
         );
         ok!(case, store.sources.delete(source.id, false));
     }
-}
 
-/// The contract of [`PipelineRepository`].
-pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
-    {
+    /// pipeline: create reads back nested, with initial metadata.
+    async fn pipeline_create_reads_back_nested_with_initial_metadata(factory) {
         let case = "pipeline: create reads back nested, with initial metadata";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", Some("pw")), fixed_time(1)));
@@ -396,7 +402,9 @@ pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
             "[{case}] duplicate"
         );
     }
-    {
+
+    /// pipeline: references to missing entities.
+    async fn pipeline_references_to_missing_entities(factory) {
         let case = "pipeline: references to missing entities";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
@@ -440,7 +448,9 @@ pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
             "[{case}] refused update changed nothing"
         );
     }
-    {
+
+    /// pipeline: status changes follow the lifecycle and are idempotent.
+    async fn pipeline_status_changes_follow_the_lifecycle_and_are_idempotent(factory) {
         let case = "pipeline: status changes follow the lifecycle and are idempotent";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
@@ -486,7 +496,9 @@ pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
         assert_eq!(refreshed.pipeline.metadata, started.pipeline.metadata, "[{case}] refresh keeps metadata");
         assert_eq!(ok!(case, store.pipelines.get(id)), refreshed, "[{case}] stored");
     }
-    {
+
+    /// pipeline: list pages with nested objects.
+    async fn pipeline_list_pages_with_nested_objects(factory) {
         let case = "pipeline: list pages with nested objects";
         let store = factory.fresh().await;
         let s1 = ok!(case, store.sources.create(new_source("s1", None), fixed_time(1)));
@@ -515,7 +527,9 @@ pub async fn pipeline_repository_contract(factory: &dyn RepositoryFactory) {
             assert_eq!(item.pipeline.metadata.pipeline_id, item.pipeline.id, "[{case}] nested metadata");
         }
     }
-    {
+
+    /// pipeline: delete removes pipeline and metadata.
+    async fn pipeline_delete_removes_pipeline_and_metadata(factory) {
         let case = "pipeline: delete removes pipeline and metadata";
         let store = factory.fresh().await;
         let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));

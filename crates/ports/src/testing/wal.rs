@@ -1,5 +1,6 @@
-//! The contracts of the WAL monitor's store ports: [`WalMetricsRepository`] (samples, latest
-//! state, and the leases that share sampling between processes) and [`SystemMetricsRepository`].
+//! The contracts of the WAL monitor's store ports: [`WalMetricsRepository`] (samples and latest
+//! state, recorded under the [`Queue::WAL_SAMPLING`] leases that share sampling between
+//! processes, one item per source) and [`SystemMetricsRepository`].
 //!
 //! Every time is passed explicitly (`now`, `attempted_at`, `next_sample_at`), so the cases do
 //! not depend on the wall clock; leases are checked against the `now` each call is given.
@@ -17,17 +18,21 @@ use rosetta_domain::{
 
 use super::fixtures::{fixed_time, new_source};
 use crate::EntityKind;
+use crate::jobs::{LeaseOwner, LeaseStore, Queue};
 use crate::outbound::{RepositoryError, SourceRepository};
 use crate::wal::{
     SampleOutcome, SystemHistoryQuery, SystemMetricsRepository, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository,
 };
 
 /// The stores of one empty metadata database: sources (WAL rows need a source to belong to),
-/// WAL metrics and host metrics, plus whatever must stay alive while they are used.
+/// the leases of its sampling queue, WAL metrics and host metrics, plus whatever must stay alive
+/// while they are used.
 pub struct WalStoreBundle {
     /// Sources, to create and delete the sources samples belong to.
     pub sources: Arc<dyn SourceRepository>,
-    /// WAL samples, latest state and leases.
+    /// The leases (of the same database as `wal`).
+    pub leases: Arc<dyn LeaseStore>,
+    /// WAL samples and latest state.
     pub wal: Arc<dyn WalMetricsRepository>,
     /// Host samples.
     pub system: Arc<dyn SystemMetricsRepository>,
@@ -56,6 +61,22 @@ macro_rules! ok {
 
 /// The lease the cases claim with unless they say otherwise.
 const LEASE: Duration = Duration::from_secs(60);
+
+fn owner(name: &str) -> LeaseOwner {
+    LeaseOwner::new(name)
+}
+
+/// Claims up to `limit` due sources of the sampling queue for `owner`.
+async fn claim(
+    store: &WalStoreBundle,
+    owner_name: &str,
+    now: Timestamp,
+    lease: Duration,
+    limit: u32,
+) -> Result<Vec<SourceId>, RepositoryError> {
+    let claimed = store.leases.claim(Queue::WAL_SAMPLING, &owner(owner_name), now, lease, limit).await?;
+    Ok(claimed.into_iter().map(SourceId::new).collect())
+}
 
 /// `seconds` after a fixed instant (with microseconds, as stores keep them).
 fn at(seconds: i64) -> Timestamp {
@@ -135,12 +156,12 @@ async fn create_sources(case: &str, store: &WalStoreBundle, names: &[&str]) -> V
 /// One tick of a single monitor: claims every due source at `now`, records `outcomes` (each
 /// of which must be for a claimed source) due again right away, and releases the rest.
 async fn tick(case: &str, store: &WalStoreBundle, now: Timestamp, outcomes: Vec<SampleOutcome>) {
-    let claimed = ok!(case, store.wal.claim_due_sources("ticker", now, LEASE, 1_000));
+    let claimed = ok!(case, claim(store, "ticker", now, LEASE, 1_000));
     for outcome in &outcomes {
         assert!(claimed.contains(&outcome.source_id), "[{case}] tick at {now}: {:?} not due", outcome.source_id);
     }
-    ok!(case, store.wal.record_outcomes("ticker", outcomes, now));
-    ok!(case, store.wal.release_leases("ticker"));
+    ok!(case, store.wal.record_outcomes(&owner("ticker"), outcomes, now));
+    ok!(case, store.leases.release_all(&owner("ticker")));
 }
 
 /// `(source, recorded_at)` of history entries, to compare order and filters at a glance.
@@ -148,88 +169,89 @@ fn keys(entries: &[WalHistoryEntry]) -> Vec<(SourceId, Timestamp)> {
     entries.iter().map(|entry| (entry.source_id, entry.recorded_at)).collect()
 }
 
-/// Runs every WAL store contract: [`WalMetricsRepository`], then [`SystemMetricsRepository`].
-pub async fn wal_metrics_repository_contract(factory: &dyn WalStoreFactory) {
-    claim_contract(factory).await;
-    record_contract(factory).await;
-    read_contract(factory).await;
-    retention_contract(factory).await;
-    system_metrics_repository_contract(factory).await;
-}
-
-/// Claims and leases.
-async fn claim_contract(factory: &dyn WalStoreFactory) {
-    {
+contract! { $ wal_store_contract_tests, testing::wal, WalStoreFactory:
+    /// wal: new sources are claimed once, in id order, up to the limit.
+    async fn wal_new_sources_are_claimed_once_in_id_order_up_to_the_limit(factory) {
         let case = "wal: new sources are claimed once, in id order, up to the limit";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2", "s3"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 2)), ids[..2], "[{case}] first two");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 10)), ids[2..], "[{case}] the rest");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(0), LEASE, 10)), vec![], "[{case}] other owner");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(1), LEASE, 10)), vec![], "[{case}] same owner");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(1), LEASE, 0)), vec![], "[{case}] limit 0");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 2)), ids[..2], "[{case}] first two");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 10)), ids[2..], "[{case}] the rest");
+        assert_eq!(ok!(case, claim(&store, "b", at(0), LEASE, 10)), vec![], "[{case}] other owner");
+        assert_eq!(ok!(case, claim(&store, "a", at(1), LEASE, 10)), vec![], "[{case}] same owner");
+        assert_eq!(ok!(case, claim(&store, "a", at(1), LEASE, 0)), vec![], "[{case}] limit 0");
         let late = create_sources(case, &store, &["s4"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(2), LEASE, 10)), late, "[{case}] a new source");
+        assert_eq!(ok!(case, claim(&store, "b", at(2), LEASE, 10)), late, "[{case}] a new source");
     }
-    {
+
+    /// wal: an expired lease is taken over by another owner.
+    async fn wal_an_expired_lease_is_taken_over_by_another_owner(factory) {
         let case = "wal: an expired lease is taken over by another owner";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 10)), ids, "[{case}] a claims");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(59), LEASE, 10)), vec![], "[{case}] still leased");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(61), LEASE, 10)), ids, "[{case}] b takes over");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(62), LEASE, 10)), vec![], "[{case}] b holds it");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 10)), ids, "[{case}] a claims");
+        assert_eq!(ok!(case, claim(&store, "b", at(59), LEASE, 10)), vec![], "[{case}] still leased");
+        assert_eq!(ok!(case, claim(&store, "b", at(61), LEASE, 10)), ids, "[{case}] b takes over");
+        assert_eq!(ok!(case, claim(&store, "a", at(62), LEASE, 10)), vec![], "[{case}] b holds it");
     }
-    {
+
+    /// wal: recording sets when the source is due again and releases the lease.
+    async fn wal_recording_sets_when_the_source_is_due_again_and_releases_the_lease(factory) {
         let case = "wal: recording sets when the source is due again and releases the lease";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2"]).await;
         let long = Duration::from_secs(3_600);
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), long, 10)), ids, "[{case}] claim");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), long, 10)), ids, "[{case}] claim");
         let outcomes = vec![success(ids[0], at(1), sample(at(1), 10_000, true)), failure(ids[1], at(1), "refused")];
-        ok!(case, store.wal.record_outcomes("a", outcomes, at(300)));
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(299), LEASE, 10)), vec![], "[{case}] not yet due");
+        ok!(case, store.wal.record_outcomes(&owner("a"), outcomes, at(300)));
+        assert_eq!(ok!(case, claim(&store, "b", at(299), LEASE, 10)), vec![], "[{case}] not yet due");
         // Before the one-hour lease expires: only a released lease makes them claimable.
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(301), LEASE, 10)), ids, "[{case}] due again");
+        assert_eq!(ok!(case, claim(&store, "b", at(301), LEASE, 10)), ids, "[{case}] due again");
     }
-    {
+
+    /// wal: claims return the oldest due first, never-sampled sources before all.
+    async fn wal_claims_return_the_oldest_due_first_never_sampled_sources_before_all(factory) {
         let case = "wal: claims return the oldest due first, never-sampled sources before all";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2", "s3"]).await;
-        ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 10));
-        ok!(case, store.wal.record_outcomes("a", vec![success(ids[2], at(1), sample(at(1), 900, true))], at(10)));
-        ok!(case, store.wal.record_outcomes("a", vec![failure(ids[0], at(1), "timeout")], at(20)));
-        ok!(case, store.wal.release_leases("a"));
+        ok!(case, claim(&store, "a", at(0), LEASE, 10));
+        ok!(case, store.wal.record_outcomes(&owner("a"), vec![success(ids[2], at(1), sample(at(1), 900, true))], at(10)));
+        ok!(case, store.wal.record_outcomes(&owner("a"), vec![failure(ids[0], at(1), "timeout")], at(20)));
+        ok!(case, store.leases.release_all(&owner("a")));
         assert_eq!(
-            ok!(case, store.wal.claim_due_sources("b", at(30), LEASE, 10)),
+            ok!(case, claim(&store, "b", at(30), LEASE, 10)),
             vec![ids[1], ids[2], ids[0]],
             "[{case}] order"
         );
     }
-    {
+
+    /// wal: release_leases frees only that owner's sources.
+    async fn wal_release_leases_frees_only_that_owners_sources(factory) {
         let case = "wal: release_leases frees only that owner's sources";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 1)), ids[..1], "[{case}] a");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(0), LEASE, 1)), ids[1..], "[{case}] b");
-        ok!(case, store.wal.release_leases("a"));
-        ok!(case, store.wal.release_leases("nobody"));
-        assert_eq!(ok!(case, store.wal.claim_due_sources("c", at(1), LEASE, 10)), ids[..1], "[{case}] a's source");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 1)), ids[..1], "[{case}] a");
+        assert_eq!(ok!(case, claim(&store, "b", at(0), LEASE, 1)), ids[1..], "[{case}] b");
+        ok!(case, store.leases.release_all(&owner("a")));
+        ok!(case, store.leases.release_all(&owner("nobody")));
+        assert_eq!(ok!(case, claim(&store, "c", at(1), LEASE, 10)), ids[..1], "[{case}] a's source");
         assert!(ok!(case, store.wal.latest(ids[0])).is_none(), "[{case}] releasing records nothing");
     }
-    {
+
+    /// wal: concurrent claimers never get the same source.
+    async fn wal_concurrent_claimers_never_get_the_same_source(factory) {
         let case = "wal: concurrent claimers never get the same source";
         let store = factory.fresh().await;
         let names: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let ids = create_sources(case, &store, &names).await;
         let claimers = (0..8).map(|i| {
-            let wal = Arc::clone(&store.wal);
+            let store = &store;
             async move {
                 let owner = format!("owner-{i}");
                 let mut mine = Vec::new();
                 loop {
-                    let claimed = wal.claim_due_sources(&owner, at(0), LEASE, 3).await?;
+                    let claimed = claim(store, &owner, at(0), LEASE, 3).await?;
                     if claimed.is_empty() {
                         return Ok::<_, RepositoryError>(mine);
                     }
@@ -246,11 +268,9 @@ async fn claim_contract(factory: &dyn WalStoreFactory) {
         }
         assert_eq!(seen, ids.into_iter().collect(), "[{case}] every source claimed");
     }
-}
 
-/// Recording outcomes: the latest state, and what is dropped.
-async fn record_contract(factory: &dyn WalStoreFactory) {
-    {
+    /// wal: a failure keeps the last good sample, a success clears the error.
+    async fn wal_a_failure_keeps_the_last_good_sample_a_success_clears_the_error(factory) {
         let case = "wal: a failure keeps the last good sample, a success clears the error";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1"]).await;
@@ -313,43 +333,49 @@ async fn record_contract(factory: &dyn WalStoreFactory) {
         ];
         assert_eq!(history, expected, "[{case}] one history row per attempt, newest first");
     }
-    {
+
+    /// wal: outcomes of a lease taken over, or never held, are dropped.
+    async fn wal_outcomes_of_a_lease_taken_over_or_never_held_are_dropped(factory) {
         let case = "wal: outcomes of a lease taken over, or never held, are dropped";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2", "s3"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 2)), ids[..2], "[{case}] a claims");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("b", at(61), LEASE, 2)), ids[..2], "[{case}] b takes over");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 2)), ids[..2], "[{case}] a claims");
+        assert_eq!(ok!(case, claim(&store, "b", at(61), LEASE, 2)), ids[..2], "[{case}] b takes over");
         let late = vec![
             success(ids[0], at(62), sample(at(62), 5_000, true)),
             failure(ids[1], at(62), "late"),
             // s3 was never claimed by a.
             failure(ids[2], at(62), "never claimed"),
         ];
-        ok!(case, store.wal.record_outcomes("a", late, at(400)));
+        assert_eq!(ok!(case, store.wal.record_outcomes(&owner("a"), late, at(400))), vec![], "[{case}] nothing recorded");
         for id in &ids {
             assert_eq!(ok!(case, store.wal.latest(*id)), None, "[{case}] {id:?} has no state");
         }
         assert!(ok!(case, store.wal.history(WalHistoryQuery::default())).is_empty(), "[{case}] no history");
         assert_eq!(
-            ok!(case, store.wal.claim_due_sources("c", at(63), LEASE, 10)),
+            ok!(case, claim(&store, "c", at(63), LEASE, 10)),
             ids[2..],
             "[{case}] b's leases survive a's late record"
         );
-        ok!(case, store.wal.record_outcomes("b", vec![failure(ids[0], at(64), "b's")], at(400)));
+        let recorded = ok!(case, store.wal.record_outcomes(&owner("b"), vec![failure(ids[0], at(64), "b's")], at(400)));
+        assert_eq!(recorded, ids[..1], "[{case}] the owner's outcome is recorded");
         let state = ok!(case, store.wal.latest(ids[0]));
         assert_eq!(state.and_then(|s| s.error), Some("b's".to_owned()), "[{case}] the owner's outcome is kept");
     }
-    {
+
+    /// wal: a deleted source's outcome is dropped, the batch's others are kept.
+    async fn wal_a_deleted_sources_outcome_is_dropped_the_batchs_others_are_kept(factory) {
         let case = "wal: a deleted source's outcome is dropped, the batch's others are kept";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2"]).await;
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 10)), ids, "[{case}] claim");
+        assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 10)), ids, "[{case}] claim");
         ok!(case, store.sources.delete(ids[1], false));
         let outcomes = vec![
             success(ids[0], at(1), sample(at(1), 7_000, true)),
             success(ids[1], at(1), sample(at(1), 7_000, true)),
         ];
-        ok!(case, store.wal.record_outcomes("a", outcomes, at(300)));
+        let recorded = ok!(case, store.wal.record_outcomes(&owner("a"), outcomes, at(300)));
+        assert_eq!(recorded, ids[..1], "[{case}] recorded");
         let history = ok!(case, store.wal.history(WalHistoryQuery::default()));
         assert_eq!(keys(&history), vec![(ids[0], at(1))], "[{case}] history");
         assert!(
@@ -359,9 +385,11 @@ async fn record_contract(factory: &dyn WalStoreFactory) {
             ),
             "[{case}] deleted source"
         );
-        ok!(case, store.wal.record_outcomes("a", Vec::new(), at(300)));
+        ok!(case, store.wal.record_outcomes(&owner("a"), Vec::new(), at(300)));
     }
-    {
+
+    /// wal: deleting a source removes its state and history.
+    async fn wal_deleting_a_source_removes_its_state_and_history(factory) {
         let case = "wal: deleting a source removes its state and history";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2"]).await;
@@ -379,13 +407,11 @@ async fn record_contract(factory: &dyn WalStoreFactory) {
         assert_eq!(keys(&history), vec![(ids[1], at(10))], "[{case}] history");
         let of_deleted = WalHistoryQuery { source_id: Some(ids[0]), ..Default::default() };
         assert!(ok!(case, store.wal.history(of_deleted)).is_empty(), "[{case}] history of the deleted source");
-        assert_eq!(ok!(case, store.wal.claim_due_sources("a", at(20), LEASE, 10)), ids[1..], "[{case}] claims");
+        assert_eq!(ok!(case, claim(&store, "a", at(20), LEASE, 10)), ids[1..], "[{case}] claims");
     }
-}
 
-/// Reading the latest state and the history.
-async fn read_contract(factory: &dyn WalStoreFactory) {
-    {
+    /// wal: latest is NotFound for an unknown source and None before the first record.
+    async fn wal_latest_is_notfound_for_an_unknown_source_and_none_before_the_first_record(factory) {
         let case = "wal: latest is NotFound for an unknown source and None before the first record";
         let store = factory.fresh().await;
         assert!(
@@ -397,11 +423,13 @@ async fn read_contract(factory: &dyn WalStoreFactory) {
         );
         let ids = create_sources(case, &store, &["s1"]).await;
         assert_eq!(ok!(case, store.wal.latest(ids[0])), None, "[{case}] never claimed");
-        ok!(case, store.wal.claim_due_sources("a", at(0), LEASE, 10));
+        ok!(case, claim(&store, "a", at(0), LEASE, 10));
         assert_eq!(ok!(case, store.wal.latest(ids[0])), None, "[{case}] claimed, not recorded");
         assert!(ok!(case, store.wal.list_latest()).is_empty(), "[{case}] nothing listed");
     }
-    {
+
+    /// wal: list_latest holds only attempted sources, by id.
+    async fn wal_list_latest_holds_only_attempted_sources_by_id(factory) {
         let case = "wal: list_latest holds only attempted sources, by id";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2", "s3"]).await;
@@ -424,7 +452,9 @@ async fn read_contract(factory: &dyn WalStoreFactory) {
             "[{case}] listed"
         );
     }
-    {
+
+    /// wal: history filters by source and inclusive time range, newest first, limited.
+    async fn wal_history_filters_by_source_and_inclusive_time_range_newest_first_limited(factory) {
         let case = "wal: history filters by source and inclusive time range, newest first, limited";
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2", "s3"]).await;
@@ -463,62 +493,62 @@ async fn read_contract(factory: &dyn WalStoreFactory) {
         assert_eq!(read(query(Some(ids[2]), None, None, 100)).await, vec![], "[{case}] a source without history");
         assert_eq!(read(query(None, Some(41), None, 100)).await, vec![], "[{case}] after the last row");
     }
-}
 
-/// History retention.
-async fn retention_contract(factory: &dyn WalStoreFactory) {
-    let case = "wal: delete_history_before deletes strictly older rows, at most a batch at a time";
-    let store = factory.fresh().await;
-    let ids = create_sources(case, &store, &["s1"]).await;
-    for t in 1..=7 {
-        tick(case, &store, at(t), vec![failure(ids[0], at(t), "down")]).await;
+    /// wal: delete_history_before deletes strictly older rows, at most a batch at a time.
+    async fn wal_delete_history_before_deletes_strictly_older_rows_at_most_a_batch_at_a_time(factory) {
+        let case = "wal: delete_history_before deletes strictly older rows, at most a batch at a time";
+        let store = factory.fresh().await;
+        let ids = create_sources(case, &store, &["s1"]).await;
+        for t in 1..=7 {
+            tick(case, &store, at(t), vec![failure(ids[0], at(t), "down")]).await;
+        }
+        assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 0)), 0, "[{case}] batch 0");
+        assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 2, "[{case}] first batch");
+        assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 2, "[{case}] second batch");
+        assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 1, "[{case}] the last older row");
+        assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 0, "[{case}] nothing left");
+        let left = ok!(case, store.wal.history(WalHistoryQuery::default()));
+        assert_eq!(keys(&left), vec![(ids[0], at(7)), (ids[0], at(6))], "[{case}] rows at or after the cutoff stay");
+        assert_eq!(
+            ok!(case, store.wal.latest(ids[0])).and_then(|s| s.last_attempt_at),
+            Some(at(7)),
+            "[{case}] retention leaves the latest state alone"
+        );
     }
-    assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 0)), 0, "[{case}] batch 0");
-    assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 2, "[{case}] first batch");
-    assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 2, "[{case}] second batch");
-    assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 1, "[{case}] the last older row");
-    assert_eq!(ok!(case, store.wal.delete_history_before(at(6), 2)), 0, "[{case}] nothing left");
-    let left = ok!(case, store.wal.history(WalHistoryQuery::default()));
-    assert_eq!(keys(&left), vec![(ids[0], at(7)), (ids[0], at(6))], "[{case}] rows at or after the cutoff stay");
-    assert_eq!(
-        ok!(case, store.wal.latest(ids[0])).and_then(|s| s.last_attempt_at),
-        Some(at(7)),
-        "[{case}] retention leaves the latest state alone"
-    );
-}
 
-/// The contract of [`SystemMetricsRepository`].
-pub async fn system_metrics_repository_contract(factory: &dyn WalStoreFactory) {
-    let case = "system: record, read newest first with filters, delete in batches";
-    let store = factory.fresh().await;
-    let host = |t: i64, cpu: f64| SystemSample {
-        sampled_at: at(t),
-        cpu_percent: cpu,
-        memory_used_bytes: 3 << 30,
-        memory_total_bytes: 16 << 30,
-        swap_used_bytes: 0,
-        swap_total_bytes: 2 << 30,
-    };
-    for (t, cpu) in [(1, 12.5), (2, 0.0), (3, 99.75)] {
-        ok!(case, store.system.record(host(t, cpu)));
+    /// system: record, read newest first with filters, delete in batches.
+    async fn system_record_read_newest_first_with_filters_delete_in_batches(factory) {
+        let case = "system: record, read newest first with filters, delete in batches";
+        let store = factory.fresh().await;
+        let host = |t: i64, cpu: f64| SystemSample {
+            sampled_at: at(t),
+            cpu_percent: cpu,
+            memory_used_bytes: 3 << 30,
+            memory_total_bytes: 16 << 30,
+            swap_used_bytes: 0,
+            swap_total_bytes: 2 << 30,
+        };
+        for (t, cpu) in [(1, 12.5), (2, 0.0), (3, 99.75)] {
+            ok!(case, store.system.record(host(t, cpu)));
+        }
+        let query = |from: Option<i64>, to: Option<i64>, n| SystemHistoryQuery {
+            from: from.map(at),
+            to: to.map(at),
+            limit: limit(n),
+        };
+        assert_eq!(
+            ok!(case, store.system.history(query(None, None, 100))),
+            vec![host(3, 99.75), host(2, 0.0), host(1, 12.5)],
+            "[{case}] all, newest first"
+        );
+        let times = async |q| ok!(case, store.system.history(q)).iter().map(|s| s.sampled_at).collect::<Vec<_>>();
+        assert_eq!(times(query(Some(2), None, 100)).await, vec![at(3), at(2)], "[{case}] from");
+        assert_eq!(times(query(None, Some(2), 100)).await, vec![at(2), at(1)], "[{case}] to");
+        assert_eq!(times(query(None, None, 1)).await, vec![at(3)], "[{case}] limit");
+        assert_eq!(ok!(case, store.system.delete_before(at(3), 0)), 0, "[{case}] batch 0");
+        assert_eq!(ok!(case, store.system.delete_before(at(3), 1)), 1, "[{case}] first batch");
+        assert_eq!(ok!(case, store.system.delete_before(at(3), 10)), 1, "[{case}] the rest");
+        assert_eq!(ok!(case, store.system.delete_before(at(3), 10)), 0, "[{case}] nothing left");
+        assert_eq!(times(query(None, None, 100)).await, vec![at(3)], "[{case}] the cutoff's own sample stays");
     }
-    let query = |from: Option<i64>, to: Option<i64>, n| SystemHistoryQuery {
-        from: from.map(at),
-        to: to.map(at),
-        limit: limit(n),
-    };
-    assert_eq!(
-        ok!(case, store.system.history(query(None, None, 100))),
-        vec![host(3, 99.75), host(2, 0.0), host(1, 12.5)],
-        "[{case}] all, newest first"
-    );
-    let times = async |q| ok!(case, store.system.history(q)).iter().map(|s| s.sampled_at).collect::<Vec<_>>();
-    assert_eq!(times(query(Some(2), None, 100)).await, vec![at(3), at(2)], "[{case}] from");
-    assert_eq!(times(query(None, Some(2), 100)).await, vec![at(2), at(1)], "[{case}] to");
-    assert_eq!(times(query(None, None, 1)).await, vec![at(3)], "[{case}] limit");
-    assert_eq!(ok!(case, store.system.delete_before(at(3), 0)), 0, "[{case}] batch 0");
-    assert_eq!(ok!(case, store.system.delete_before(at(3), 1)), 1, "[{case}] first batch");
-    assert_eq!(ok!(case, store.system.delete_before(at(3), 10)), 1, "[{case}] the rest");
-    assert_eq!(ok!(case, store.system.delete_before(at(3), 10)), 0, "[{case}] nothing left");
-    assert_eq!(times(query(None, None, 100)).await, vec![at(3)], "[{case}] the cutoff's own sample stays");
 }
