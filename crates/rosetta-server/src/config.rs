@@ -297,7 +297,8 @@ impl Config {
             .merge(Toml::file(config_dir.join("default.toml")))
             .merge(Env::raw().only(&["app_env"]));
         let profile: Profile = base.extract_inner("app_env").unwrap_or(Profile::Development);
-        let keys: Vec<&str> = KEYS.to_vec();
+        let names = setting_names();
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
         Figment::from(Serialized::defaults(RawSettings::default()))
             .merge(Toml::file(config_dir.join("default.toml")))
             .merge(Toml::file(config_dir.join(format!("{}.toml", profile.as_str()))))
@@ -313,8 +314,33 @@ impl Config {
     }
 
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            profile: raw.app_env,
+            database: DatabaseConfig::from_raw(&raw)?,
+            http: HttpConfig::from_raw(&raw)?,
+            secret_key: SecretKey::from_raw(&raw)?,
+            log: LogConfig::from_raw(&raw)?,
+            auto_migrate: raw.auto_migrate,
+            readiness_timeout: seconds("READINESS_TIMEOUT_SECONDS", raw.readiness_timeout_seconds, 60.0)?,
+            monitor: MonitorConfig::from_raw(&raw)?,
+        })
+    }
+}
+
+/// A number of seconds in (0, `max`].
+fn seconds(setting: &str, value: f64, max: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= max {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(invalid(setting, format!("must be a number of seconds in (0, {max}]")))
+    }
+}
+
+impl DatabaseConfig {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let url = raw
             .database_url
+            .clone()
             .filter(|url| !url.trim().is_empty())
             .ok_or_else(|| invalid("DATABASE_URL", "is required (postgres://user:password@host:port/database)"))?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -327,21 +353,16 @@ impl Config {
         if raw.db_pool_size == 0 {
             return Err(invalid("DB_POOL_SIZE", "must be at least 1"));
         }
-        if !(raw.db_pool_timeout.is_finite() && raw.db_pool_timeout > 0.0 && raw.db_pool_timeout <= 3600.0) {
-            return Err(invalid("DB_POOL_TIMEOUT", "must be a number of seconds in (0, 3600]"));
-        }
-        if !(raw.readiness_timeout_seconds.is_finite()
-            && raw.readiness_timeout_seconds > 0.0
-            && raw.readiness_timeout_seconds <= 60.0)
-        {
-            return Err(invalid("READINESS_TIMEOUT_SECONDS", "must be a number of seconds in (0, 60]"));
-        }
-        let secret_key = raw.secret_key.ok_or_else(|| {
-            invalid("SECRET_KEY", "is required: at least 32 characters, used to encrypt stored secrets")
-        })?;
-        if secret_key.chars().count() < 32 {
-            return Err(invalid("SECRET_KEY", "must be at least 32 characters"));
-        }
+        Ok(Self {
+            url,
+            max_connections: raw.db_pool_size as usize + raw.db_max_overflow as usize,
+            pool_timeout: seconds("DB_POOL_TIMEOUT", raw.db_pool_timeout, 3600.0)?,
+        })
+    }
+}
+
+impl HttpConfig {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
         let api_keys = parse_api_keys(raw.api_keys.as_deref(), raw.api_key.as_deref())?;
         if raw.app_env == Profile::Production && api_keys.is_empty() {
             return Err(invalid("API_KEYS", "must be set in production (comma-separated keys)"));
@@ -353,15 +374,6 @@ impl Config {
         if raw.body_limit_bytes < 1024 {
             return Err(invalid("BODY_LIMIT_BYTES", "must be at least 1024"));
         }
-        let seconds = |setting: &str, value: f64| {
-            if value.is_finite() && value > 0.0 && value <= 3600.0 {
-                Ok(Duration::from_secs_f64(value))
-            } else {
-                Err(invalid(setting, "must be a number of seconds in (0, 3600]"))
-            }
-        };
-        let body_timeout = seconds("REQUEST_BODY_TIMEOUT_SECONDS", raw.request_body_timeout_seconds)?;
-        let head_timeout = seconds("REQUEST_HEAD_TIMEOUT_SECONDS", raw.request_head_timeout_seconds)?;
         if !(1..=1_000_000).contains(&raw.max_connections) {
             return Err(invalid("MAX_CONNECTIONS", "must be between 1 and 1000000"));
         }
@@ -373,101 +385,92 @@ impl Config {
         if raw.workers == Some(0) {
             return Err(invalid("WORKERS", "must be at least 1"));
         }
-        let level = raw.log_level.trim().to_owned();
-        if level.is_empty() {
-            return Err(invalid("LOG_LEVEL", "must not be empty"));
-        }
-        let monitor = if raw.wal_monitor_enabled {
-            if raw.wal_monitor_interval_seconds < 1 {
-                return Err(invalid("WAL_MONITOR_INTERVAL_SECONDS", "must be at least 1"));
-            }
-            if !(1..=3600).contains(&raw.wal_monitor_timeout_seconds) {
-                return Err(invalid("WAL_MONITOR_TIMEOUT_SECONDS", "must be between 1 and 3600"));
-            }
-            if !(1..=10_000).contains(&raw.wal_monitor_concurrency) {
-                return Err(invalid("WAL_MONITOR_CONCURRENCY", "must be between 1 and 10000"));
-            }
-            if raw.wal_metrics_retention_days < 1 {
-                return Err(invalid("WAL_METRICS_RETENTION_DAYS", "must be at least 1"));
-            }
-            if raw.system_metrics_interval_seconds < 1 {
-                return Err(invalid("SYSTEM_METRICS_INTERVAL_SECONDS", "must be at least 1"));
-            }
-            Some(MonitorConfig {
-                interval: Duration::from_secs(raw.wal_monitor_interval_seconds),
-                timeout: Duration::from_secs(raw.wal_monitor_timeout_seconds),
-                concurrency: raw.wal_monitor_concurrency,
-                retention: Duration::from_secs(u64::from(raw.wal_metrics_retention_days) * 24 * 3600),
-                system_interval: Duration::from_secs(raw.system_metrics_interval_seconds),
-            })
-        } else {
-            None
-        };
-        let (default_host, default_format) = match raw.app_env {
-            Profile::Development => ("127.0.0.1", LogFormat::Text),
-            Profile::Production => ("0.0.0.0", LogFormat::Json),
+        let default_host = match raw.app_env {
+            Profile::Development => "127.0.0.1",
+            Profile::Production => "0.0.0.0",
         };
         Ok(Self {
-            profile: raw.app_env,
-            database: DatabaseConfig {
-                url,
-                max_connections: raw.db_pool_size as usize + raw.db_max_overflow as usize,
-                pool_timeout: Duration::from_secs_f64(raw.db_pool_timeout),
-            },
-            http: HttpConfig {
-                host: raw.host.filter(|h| !h.trim().is_empty()).unwrap_or_else(|| default_host.into()),
-                port: raw.port,
-                api_prefix: prefix,
-                api_keys,
-                body_limit_bytes: raw.body_limit_bytes,
-                body_timeout,
-                head_timeout,
-                max_connections: raw.max_connections,
-                rate_limit,
-                workers: raw.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-                shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
-            },
-            secret_key: SecretKey(secret_key),
-            log: LogConfig { level, format: raw.log_format.unwrap_or(default_format) },
-            auto_migrate: raw.auto_migrate,
-            readiness_timeout: Duration::from_secs_f64(raw.readiness_timeout_seconds),
-            monitor,
+            host: raw.host.clone().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| default_host.into()),
+            port: raw.port,
+            api_prefix: prefix,
+            api_keys,
+            body_limit_bytes: raw.body_limit_bytes,
+            body_timeout: seconds("REQUEST_BODY_TIMEOUT_SECONDS", raw.request_body_timeout_seconds, 3600.0)?,
+            head_timeout: seconds("REQUEST_HEAD_TIMEOUT_SECONDS", raw.request_head_timeout_seconds, 3600.0)?,
+            max_connections: raw.max_connections,
+            rate_limit,
+            workers: raw.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            shutdown_timeout: Duration::from_secs(raw.shutdown_timeout_seconds),
         })
     }
 }
 
-/// Every setting read from the environment (lower-cased, as figment sees them).
-const KEYS: &[&str] = &[
-    "app_env",
-    "database_url",
-    "db_pool_size",
-    "db_max_overflow",
-    "db_pool_timeout",
-    "host",
-    "port",
-    "api_v1_prefix",
-    "api_keys",
-    "api_key",
-    "secret_key",
-    "log_level",
-    "log_format",
-    "auto_migrate",
-    "body_limit_bytes",
-    "request_body_timeout_seconds",
-    "request_head_timeout_seconds",
-    "max_connections",
-    "rate_limit_per_second",
-    "rate_limit_burst",
-    "workers",
-    "shutdown_timeout_seconds",
-    "readiness_timeout_seconds",
-    "wal_monitor_enabled",
-    "wal_monitor_interval_seconds",
-    "wal_monitor_timeout_seconds",
-    "wal_monitor_concurrency",
-    "wal_metrics_retention_days",
-    "system_metrics_interval_seconds",
-];
+impl SecretKey {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let secret_key = raw.secret_key.clone().ok_or_else(|| {
+            invalid("SECRET_KEY", "is required: at least 32 characters, used to encrypt stored secrets")
+        })?;
+        if secret_key.chars().count() < 32 {
+            return Err(invalid("SECRET_KEY", "must be at least 32 characters"));
+        }
+        Ok(Self(secret_key))
+    }
+}
+
+impl LogConfig {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        let level = raw.log_level.trim().to_owned();
+        if level.is_empty() {
+            return Err(invalid("LOG_LEVEL", "must not be empty"));
+        }
+        let default_format = match raw.app_env {
+            Profile::Development => LogFormat::Text,
+            Profile::Production => LogFormat::Json,
+        };
+        Ok(Self { level, format: raw.log_format.unwrap_or(default_format) })
+    }
+}
+
+impl MonitorConfig {
+    /// `None` when the monitor is disabled (its other settings are then not validated).
+    fn from_raw(raw: &RawSettings) -> Result<Option<Self>, ConfigError> {
+        if !raw.wal_monitor_enabled {
+            return Ok(None);
+        }
+        if raw.wal_monitor_interval_seconds < 1 {
+            return Err(invalid("WAL_MONITOR_INTERVAL_SECONDS", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&raw.wal_monitor_timeout_seconds) {
+            return Err(invalid("WAL_MONITOR_TIMEOUT_SECONDS", "must be between 1 and 3600"));
+        }
+        if !(1..=10_000).contains(&raw.wal_monitor_concurrency) {
+            return Err(invalid("WAL_MONITOR_CONCURRENCY", "must be between 1 and 10000"));
+        }
+        if raw.wal_metrics_retention_days < 1 {
+            return Err(invalid("WAL_METRICS_RETENTION_DAYS", "must be at least 1"));
+        }
+        if raw.system_metrics_interval_seconds < 1 {
+            return Err(invalid("SYSTEM_METRICS_INTERVAL_SECONDS", "must be at least 1"));
+        }
+        Ok(Some(Self {
+            interval: Duration::from_secs(raw.wal_monitor_interval_seconds),
+            timeout: Duration::from_secs(raw.wal_monitor_timeout_seconds),
+            concurrency: raw.wal_monitor_concurrency,
+            retention: Duration::from_secs(u64::from(raw.wal_metrics_retention_days) * 24 * 3600),
+            system_interval: Duration::from_secs(raw.system_metrics_interval_seconds),
+        }))
+    }
+}
+
+/// Every setting, as figment sees it (lower-cased): the field names of [`RawSettings`], taken
+/// from the settings themselves, so a new field is read from its environment variable without a
+/// list to keep in step.
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(RawSettings::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
 
 fn parse_api_keys(keys: Option<&str>, key: Option<&str>) -> Result<Vec<String>, ConfigError> {
     let mut parsed = Vec::new();
@@ -490,6 +493,8 @@ fn parse_api_keys(keys: Option<&str>, key: Option<&str>) -> Result<Vec<String>, 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error by design
 mod tests {
+    use std::collections::BTreeSet;
+
     use figment::Jail;
 
     use super::*;
@@ -591,6 +596,74 @@ mod tests {
             assert_eq!(load(jail).err().map(|e| e.setting).as_deref(), Some("DATABASE_URL"));
             Ok(())
         });
+    }
+
+    /// Each setting with a value its validation refuses (so the error proves the variable was
+    /// read and checked), or, for free-form text, a value to find in the configuration.
+    const REFUSED: &[(&str, &str)] = &[
+        ("APP_ENV", "staging"),
+        ("DATABASE_URL", "mysql://db/x"),
+        ("DB_POOL_SIZE", "0"),
+        ("DB_MAX_OVERFLOW", "-1"),
+        ("DB_POOL_TIMEOUT", "0"),
+        ("PORT", "eighty"),
+        ("API_V1_PREFIX", "api"),
+        ("API_KEYS", "short"),
+        ("API_KEY", "short"),
+        ("SECRET_KEY", "short"),
+        ("LOG_LEVEL", " "),
+        ("LOG_FORMAT", "xml"),
+        ("AUTO_MIGRATE", "maybe"),
+        ("BODY_LIMIT_BYTES", "10"),
+        ("REQUEST_BODY_TIMEOUT_SECONDS", "0"),
+        ("REQUEST_HEAD_TIMEOUT_SECONDS", "0"),
+        ("MAX_CONNECTIONS", "0"),
+        ("RATE_LIMIT_PER_SECOND", "-1"),
+        ("RATE_LIMIT_BURST", "-1"),
+        ("WORKERS", "0"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "-1"),
+        ("READINESS_TIMEOUT_SECONDS", "0"),
+        ("WAL_MONITOR_ENABLED", "maybe"),
+        ("WAL_MONITOR_INTERVAL_SECONDS", "0"),
+        ("WAL_MONITOR_TIMEOUT_SECONDS", "0"),
+        ("WAL_MONITOR_CONCURRENCY", "0"),
+        ("WAL_METRICS_RETENTION_DAYS", "0"),
+        ("SYSTEM_METRICS_INTERVAL_SECONDS", "0"),
+    ];
+    const READ_BACK: &[(&str, &str)] = &[("HOST", "10.1.2.3")];
+
+    #[test]
+    fn every_setting_is_read_from_its_environment_variable_and_checked() {
+        let names: BTreeSet<String> = setting_names().iter().map(|name| name.to_uppercase()).collect();
+        let covered: BTreeSet<String> = REFUSED.iter().chain(READ_BACK).map(|(key, _)| (*key).to_owned()).collect();
+        assert_eq!(names, covered, "every setting has a case here (and nothing else does)");
+        for (key, value) in REFUSED {
+            Jail::expect_with(|jail| {
+                base_env(jail);
+                jail.set_env(key, value);
+                let error = load(jail).err().map(|e| e.setting);
+                assert_eq!(error.as_deref(), Some(*key), "{key}={value:?} must be refused under its name");
+                Ok(())
+            });
+        }
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            jail.set_env("HOST", "10.1.2.3");
+            assert_eq!(load(jail).map_err(|e| e.to_string())?.http.host, "10.1.2.3");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_setting_is_documented_in_the_readme() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+            .unwrap_or_else(|e| panic!("README: {e}"));
+        let configuration = readme.split("\n## Configuration").nth(1).and_then(|rest| rest.split("\n## ").next());
+        let configuration = configuration.unwrap_or_else(|| panic!("the README has a Configuration section"));
+        for name in setting_names() {
+            let documented = format!("`{}`", name.to_uppercase());
+            assert!(configuration.contains(&documented), "{documented} is not in the README's Configuration section");
+        }
     }
 
     #[test]
