@@ -1,5 +1,6 @@
-//! Assembling the actix `App`: routes (registered once for both serving and the OpenAPI
-//! document), shared state, middleware, the docs UI and the 404/405 fallback.
+//! Assembling the API: its routes (registered once for both serving and the OpenAPI document),
+//! shared state, the docs UI and the 404/405 fallback, as one scope any `App` can mount; and the
+//! app of one worker, with whatever else is mounted next to the API.
 
 use std::io;
 use std::sync::Arc;
@@ -13,15 +14,15 @@ use actix_web::web::{self, Bytes};
 use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::openapi::OpenApi;
-use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+use utoipa_actix_web::scope;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::input::body::BodySettings;
-use crate::middleware::{ApiKeys, ClientLimiter, Guard, guard, request_context};
+use crate::middleware::{ApiKeys, ClientLimiter, Guard, api_boundary, guard, request_context};
 use crate::resources::meta::{self, DocsPage, OpenApiJson};
 use crate::resources::{destinations, health, pipelines, sources, wal};
-use crate::{HttpSettings, ServicesFactory, openapi};
+use crate::{HttpSettings, Mount, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
 #[derive(Debug, Clone)]
@@ -92,42 +93,49 @@ fn invalid_input(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
-/// Registers every documented route. Used to serve and, with an empty app, to build the
-/// OpenAPI document, so the two cannot drift apart.
-pub(crate) fn register<T>(app: UtoipaApp<T>, prefix: &str) -> UtoipaApp<T>
-where
-    T: ServiceFactory<ServiceRequest, Config = (), Error = Error, InitError = ()>,
-{
-    app.service(health::liveness).service(meta::openapi_json).service(meta::docs).service(meta::metrics).service(
-        scope::scope(prefix)
-            .wrap(from_fn(guard))
-            .service(health::readiness)
-            .service(sources::create_source)
-            .service(sources::list_sources)
-            .service(sources::get_source)
-            .service(sources::put_source)
-            .service(sources::patch_source)
-            .service(sources::delete_source)
-            .service(destinations::create_destination)
-            .service(destinations::list_destinations)
-            .service(destinations::get_destination)
-            .service(destinations::put_destination)
-            .service(destinations::patch_destination)
-            .service(destinations::delete_destination)
-            .service(pipelines::create_pipeline)
-            .service(pipelines::list_pipelines)
-            .service(pipelines::get_pipeline)
-            .service(pipelines::put_pipeline)
-            .service(pipelines::patch_pipeline)
-            .service(pipelines::delete_pipeline)
-            .service(pipelines::start_pipeline)
-            .service(pipelines::pause_pipeline)
-            .service(pipelines::refresh_pipeline)
-            .service(wal::wal_history)
-            .service(wal::list_wal_states)
-            .service(wal::get_wal_state)
-            .service(wal::system_history),
-    )
+/// The whole API as one scope with an empty prefix: the root routes (liveness, this document,
+/// its UI, metrics) and the versioned scope behind its guard. Used to serve and, in an empty app,
+/// to build the OpenAPI document, so the two cannot drift apart.
+pub(crate) fn api_scope(
+    prefix: &str,
+) -> scope::Scope<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse, Error = Error, InitError = ()> + use<>,
+> {
+    scope::scope("")
+        .service(health::liveness)
+        .service(meta::openapi_json)
+        .service(meta::docs)
+        .service(meta::metrics)
+        .service(
+            scope::scope(prefix)
+                .wrap(from_fn(guard))
+                .service(health::readiness)
+                .service(sources::create_source)
+                .service(sources::list_sources)
+                .service(sources::get_source)
+                .service(sources::put_source)
+                .service(sources::patch_source)
+                .service(sources::delete_source)
+                .service(destinations::create_destination)
+                .service(destinations::list_destinations)
+                .service(destinations::get_destination)
+                .service(destinations::put_destination)
+                .service(destinations::patch_destination)
+                .service(destinations::delete_destination)
+                .service(pipelines::create_pipeline)
+                .service(pipelines::list_pipelines)
+                .service(pipelines::get_pipeline)
+                .service(pipelines::put_pipeline)
+                .service(pipelines::patch_pipeline)
+                .service(pipelines::delete_pipeline)
+                .service(pipelines::start_pipeline)
+                .service(pipelines::pause_pipeline)
+                .service(pipelines::refresh_pipeline)
+                .service(wal::wal_history)
+                .service(wal::list_wal_states)
+                .service(wal::get_wal_state)
+                .service(wal::system_history),
+        )
 }
 
 impl std::fmt::Debug for AppState {
@@ -136,32 +144,53 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The complete app of one worker, with services built for it (call on the worker's thread).
+impl AppState {
+    /// Registers the API into `cfg`, with services built for the calling worker (call on the
+    /// worker's thread): their state, and one scope that serves every API route, answers every
+    /// path nothing registered before it serves (404, 405, `OPTIONS`), and gives its own errors
+    /// the one error body.
+    pub(crate) fn configure(&self, cfg: &mut web::ServiceConfig) {
+        let services = (self.services)();
+        cfg.app_data(web::Data::from(services.sources))
+            .app_data(web::Data::from(services.destinations))
+            .app_data(web::Data::from(services.pipelines))
+            .app_data(web::Data::from(services.health))
+            .app_data(web::Data::from(services.wal_monitor))
+            .app_data(self.body)
+            .app_data(self.version.clone())
+            .app_data(self.guard.clone())
+            .app_data(self.openapi.clone())
+            .app_data(self.docs.clone())
+            .app_data(self.routes.clone())
+            .app_data(self.metrics.clone())
+            // The default of every resource and scope registered without one of its own (a
+            // resource asked for a method it does not serve included): actix falls back to the
+            // app's default, not to the enclosing scope's.
+            .default_service(web::to(fallback));
+        let swagger = (*self.swagger).clone();
+        cfg.service(
+            api_scope(&self.prefix)
+                // The UI's own files, served from the binary (no CDN); it loads our /openapi.json.
+                .map(|scope| scope.service(SwaggerUi::new("/docs/{_:.*}").config(swagger)))
+                .wrap(from_fn(api_boundary)),
+        );
+    }
+}
+
+/// The app of one worker: `mounts` first (they take precedence over the API's catch-all), then
+/// the API, all inside the request context (request id, access log, request metrics).
 pub(crate) fn build_app(
     state: &AppState,
+    mounts: &[Mount],
 ) -> App<
     impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<BoxBody>, Error = Error, InitError = ()>
     + use<>,
 > {
-    let services = (state.services)();
-    register(App::new().into_utoipa_app(), &state.prefix)
-        .into_app()
-        .app_data(web::Data::from(services.sources))
-        .app_data(web::Data::from(services.destinations))
-        .app_data(web::Data::from(services.pipelines))
-        .app_data(web::Data::from(services.health))
-        .app_data(web::Data::from(services.wal_monitor))
-        .app_data(state.body)
-        .app_data(state.version.clone())
-        .app_data(state.guard.clone())
-        .app_data(state.openapi.clone())
-        .app_data(state.docs.clone())
-        .app_data(state.routes.clone())
-        .app_data(state.metrics.clone())
-        // The UI's own files, served from the binary (no CDN); it loads our /openapi.json.
-        .service(SwaggerUi::new("/docs/{_:.*}").config((*state.swagger).clone()))
-        .default_service(web::to(fallback))
-        .wrap(from_fn(request_context))
+    let mut app = App::new();
+    for mount in mounts {
+        app = app.configure(|cfg| mount(cfg));
+    }
+    app.configure(|cfg| state.configure(cfg)).wrap(from_fn(request_context))
 }
 
 /// No route matched: `OPTIONS` on a route answers which methods it serves; another method the

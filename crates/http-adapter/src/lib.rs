@@ -7,8 +7,11 @@
 //! routes, the OpenAPI document at `/openapi.json` and Swagger UI at `/docs/` (served from the
 //! binary).
 //!
-//! The binary calls [`serve`] with the services, the settings and the Prometheus handle of the
-//! recorder it installed, and stops the returned server itself (signals are not handled here).
+//! The API is a value ([`Api`]) that mounts into any actix `App` ([`Api::configure`]), next to
+//! scopes of other kinds (a console with its own content types and headers): its error rewriting
+//! covers only what the API answers. The binary builds the [`Api`] with the services, the
+//! settings and the Prometheus handle of the recorder it installed, calls [`serve`] with it and
+//! the other mounts, and stops the returned server itself (signals are not handled here).
 
 mod app;
 mod error;
@@ -31,6 +34,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
 use rosetta_ports::wal::WalMonitorService;
 
+pub use middleware::request_context;
 pub use openapi::openapi_document;
 
 /// The body limit when none is configured: 64 KiB.
@@ -128,32 +132,60 @@ impl fmt::Debug for HttpSettings {
     }
 }
 
-/// Starts serving on `listener`, each worker with the services `services` builds for it. Call inside a Tokio runtime; await the returned [`Server`] and
-/// stop it through its handle (`stop(true)` for a graceful stop): OS signals are left to the
-/// caller.
+/// The API, ready to be mounted: its settings checked, its OpenAPI document built, and the
+/// factory of each worker's services. Cheap to clone (one per worker).
+#[derive(Clone, Debug)]
+pub struct Api(app::AppState);
+
+impl Api {
+    /// The API over the services `services` builds, served as `settings` says; `metrics`
+    /// renders `/metrics`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, or a rate
+    /// limit with a zero rate or burst.
+    pub fn new(services: ServicesFactory, settings: &HttpSettings, metrics: PrometheusHandle) -> std::io::Result<Self> {
+        describe_metrics();
+        app::AppState::new(services, settings, metrics).map(Self)
+    }
+
+    /// Mounts the API into an app: `App::new().configure(|cfg| api.configure(cfg))`, inside
+    /// the app's factory (it builds the services of the worker that calls it). Wrap the app in
+    /// [`request_context`] for request ids, access logs and request metrics.
+    ///
+    /// The API is one scope at the root that serves its routes and answers every path nothing
+    /// registered before it serves (the API's 404 / 405), so register other scopes (a console)
+    /// first. Only what that scope answers is rewritten into the error body; the other scopes
+    /// keep their own bodies, content types and headers. Its paths are absolute (the document
+    /// names them so): mount it in the app itself, not below a path.
+    pub fn configure(&self, cfg: &mut actix_web::web::ServiceConfig) {
+        self.0.configure(cfg);
+    }
+}
+
+/// Routes served next to the API (the console, say), registered before it in every worker's
+/// app so that they take precedence over its catch-all.
+pub type Mount = Arc<dyn Fn(&mut actix_web::web::ServiceConfig) + Send + Sync>;
+
+/// Starts serving `api`, with `mounts` next to it, on `listener`: call inside a Tokio runtime;
+/// await the returned [`Server`] and stop it through its handle (`stop(true)` for a graceful
+/// stop): OS signals are left to the caller. The server's own settings (workers, timeouts,
+/// connection limit) come from `settings`.
 ///
-/// `metrics` renders `/metrics`; the request metrics (`http_requests_total{method,route,status}`,
+/// The request metrics (`http_requests_total{method,route,status}`,
 /// `http_request_duration_seconds{method,route}`) go to the globally installed recorder.
 ///
 /// # Errors
 ///
-/// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, a rate limit
-/// with a zero rate or burst, a zero timeout or connection limit; any error of listening on
-/// `listener`.
-pub fn serve(
-    listener: TcpListener,
-    services: ServicesFactory,
-    settings: HttpSettings,
-    metrics: PrometheusHandle,
-) -> std::io::Result<Server> {
+/// `InvalidInput` for a zero timeout or connection limit; any error of listening on `listener`.
+pub fn serve(listener: TcpListener, api: Api, mounts: Vec<Mount>, settings: &HttpSettings) -> std::io::Result<Server> {
     if settings.body_timeout.is_zero() || settings.head_timeout.is_zero() || settings.max_connections == 0 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "timeouts and the connection limit must be greater than zero",
         ));
     }
-    let state = app::AppState::new(services, &settings, metrics)?;
-    describe_metrics();
     let timeout = settings.shutdown_timeout;
     let shutdown_seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
     let workers = if settings.workers > 0 {
@@ -161,7 +193,7 @@ pub fn serve(
     } else {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     };
-    let server = HttpServer::new(move || app::build_app(&state))
+    let server = HttpServer::new(move || app::build_app(&api.0, &mounts))
         .disable_signals()
         .shutdown_timeout(shutdown_seconds)
         // A response written in more than one segment (a long list) must not wait for the

@@ -1,5 +1,6 @@
-//! Cross-cutting request handling: request ids, the tracing root span with its access log line,
-//! the uniform error body, request metrics, and the API guard (rate limit, then API key).
+//! Cross-cutting request handling: the request context of the whole app (request ids, the tracing
+//! root span with its access log line, request metrics), the API's boundary (body receipt, the
+//! uniform error body) and the guard of its versioned scope (rate limit, then API key).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -62,15 +63,13 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
     acceptable.then(|| value.to_owned())
 }
 
-/// The outermost middleware: assigns the request id, opens the request's root span (method,
-/// route, path, client, request id, status) and writes one access log line when the request
-/// ends, gives every error response the one error body, echoes the id, and records
-/// `http_requests_total` / `http_request_duration_seconds`.
-///
-/// `HEAD` is routed as `GET` (RFC 9110: a server serving GET serves HEAD); the HTTP codec,
-/// which remembers the request was HEAD, sends the headers without the body.
-pub(crate) async fn request_context(
-    mut req: ServiceRequest,
+/// The request context, outermost around an app serving the API (and whatever is mounted next
+/// to it): assigns the request id, opens the request's root span (method, route, path, client,
+/// request id, status) and writes one access log line when the request ends, echoes the id in
+/// `X-Request-Id`, and records `http_requests_total` / `http_request_duration_seconds`. It
+/// leaves bodies alone: error bodies are the business of the scope that answered.
+pub async fn request_context(
+    req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
@@ -86,25 +85,9 @@ pub(crate) async fn request_context(
         request_id = %request_id,
     );
     let method = method_label(req.method());
-    if req.method() == Method::HEAD {
-        req.head_mut().method = Method::GET;
-    }
-
-    let settings = req.app_data::<BodySettings>().copied().unwrap_or_default();
-    let mut response = match receive_body(&mut req, settings).instrument(span.clone()).await {
-        // Every inner layer turns its errors into responses, so `Err` cannot reach here; if one
-        // ever does, actix renders it.
-        Ok(()) => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
-        Err(Unreceived { error, rest }) => {
-            let response =
-                error.error_response().map_body(|_, answer| BoxBody::new(ClosingBody { answer, _rest: rest }));
-            req.into_response(response)
-        }
-    };
-
-    if response.status().as_u16() >= 400 && !is_json(response.headers()) {
-        response = uniform_error(response, &request_id);
-    }
+    // Every inner layer turns its errors into responses, so `Err` only comes from a mount that
+    // does not; actix renders it.
+    let mut response = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -127,6 +110,35 @@ pub(crate) async fn request_context(
     Ok(response)
 }
 
+/// The boundary of the API's scope: receives the request body within the configured limit and
+/// time, routes `HEAD` as `GET` (RFC 9110: a server serving GET serves HEAD; the HTTP codec,
+/// which remembers the request was HEAD, sends the headers without the body), and gives every
+/// error the API answers the one error body — framework errors (an extractor, an unknown
+/// static file of the docs UI) included.
+pub(crate) async fn api_boundary(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    let settings = req.app_data::<BodySettings>().copied().unwrap_or_default();
+    let response = match receive_body(&mut req, settings).await {
+        // Every inner layer turns its errors into responses, so `Err` cannot reach here; if one
+        // ever does, actix renders it.
+        Ok(()) => next.call(req).await?.map_into_boxed_body(),
+        Err(Unreceived { error, rest }) => {
+            let response =
+                error.error_response().map_body(|_, answer| BoxBody::new(ClosingBody { answer, _rest: rest }));
+            req.into_response(response)
+        }
+    };
+    if response.status().as_u16() >= 400 && !is_json(response.headers()) {
+        return Ok(uniform_error(response));
+    }
+    Ok(response)
+}
+
 /// The peer's IP address for the log, empty when unknown (e.g. a Unix socket).
 fn client_ip(req: &ServiceRequest) -> String {
     req.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default()
@@ -141,11 +153,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Replaces a non-JSON error response (a framework error, an unknown static file) by the error
 /// body for its status.
-fn uniform_error(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
+fn uniform_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if status.is_server_error() {
+        // The request span carries the request id.
         let cause = response.response().error().map(ToString::to_string).unwrap_or_default();
-        tracing::error!(request_id, status = status.as_u16(), error = %cause, "request failed");
+        tracing::error!(status = status.as_u16(), error = %cause, "request failed");
     }
     let (request, _) = response.into_parts();
     ServiceResponse::new(request, ApiError::for_status(status).error_response())

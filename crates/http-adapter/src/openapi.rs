@@ -15,9 +15,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Components, Content, Ref, RefOr, Response};
 use utoipa_actix_web::AppExt;
 
-use crate::app::register;
+use crate::app::api_scope;
 
-/// The document's fixed parts; the paths come from [`register`].
+/// The document's fixed parts; the paths come from [`api_scope`].
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -45,7 +45,7 @@ const API_KEY: &str = "api_key";
 /// whose `info.version` is the running version).
 pub fn openapi_document(api_prefix: &str) -> utoipa::openapi::OpenApi {
     let (_, mut document) =
-        register(App::new().into_utoipa_app().openapi(ApiDoc::openapi()), api_prefix).split_for_parts();
+        App::new().into_utoipa_app().openapi(ApiDoc::openapi()).service(api_scope(api_prefix)).split_for_parts();
     let components = document.components.get_or_insert_with(Components::new);
     components
         .add_security_scheme(BEARER, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));

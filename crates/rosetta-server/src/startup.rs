@@ -10,7 +10,7 @@ use metrics_util::MetricKindMask;
 use rosetta_application::{
     DestinationManager, PipelineManager, ReadinessChecker, SampleRecorder, SourceManager, SystemClock, WalMonitorReader,
 };
-use rosetta_http_adapter::{ApiServices, HttpSettings, RateLimit, ServicesFactory};
+use rosetta_http_adapter::{Api, ApiServices, HttpSettings, RateLimit, ServicesFactory};
 use rosetta_ports::jobs::{LeaseOwner, LeaseStore};
 use rosetta_ports::outbound::{Clock, SecretCipher};
 use rosetta_ports::wal::{MonitorHeartbeat, SystemMetricsRepository, WalMetricsRepository};
@@ -139,8 +139,9 @@ impl Application {
         let address = listener.local_addr().context("reading the bound address")?;
         let stale_after = config.monitor.as_ref().map_or(Duration::from_secs(900), |m| m.interval * 3);
         let metrics = metrics_handle(stale_after)?;
-        let server = rosetta_http_adapter::serve(listener, services, settings, metrics.clone())
-            .context("starting the HTTP server")?;
+        let api = Api::new(services, &settings, metrics.clone()).context("building the HTTP API")?;
+        let server =
+            rosetta_http_adapter::serve(listener, api, Vec::new(), &settings).context("starting the HTTP server")?;
         tracing::info!(
             address = %address,
             profile = ?config.profile,

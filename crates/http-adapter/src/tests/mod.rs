@@ -1,6 +1,7 @@
 //! Handler tests: the whole app (middleware, routes, error mapping) against mocked inbound ports,
 //! through `actix_web::test`. No database.
 
+mod composition;
 mod meta;
 mod resources;
 mod security;
@@ -29,8 +30,8 @@ use rosetta_ports::inbound::{MockDestinationService, MockHealthService, MockPipe
 use rosetta_ports::wal::MockWalMonitorService;
 use serde_json::Value;
 
-use crate::app::{AppState, build_app};
-use crate::{ApiServices, HttpSettings};
+use crate::app::build_app;
+use crate::{Api, ApiServices, HttpSettings};
 
 /// The key the test settings accept.
 pub(crate) const KEY: &str = "test-key-0123456789";
@@ -122,8 +123,8 @@ pub(crate) async fn start_with(
     mocks: Mocks,
     settings: HttpSettings,
 ) -> impl Service<Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> {
-    let state = AppState::new(mocks.into_services().shared(), &settings, metrics_handle()).expect("valid settings");
-    test::init_service(build_app(&state)).await
+    let api = Api::new(mocks.into_services().shared(), &settings, metrics_handle()).expect("valid settings");
+    test::init_service(build_app(&api.0, &[])).await
 }
 
 /// The app with `mocks` and the default test settings.
