@@ -32,9 +32,9 @@ build: ## Debug build
 release: ## Release build of the server
 	$(CARGO) build --release -p rosetta-server
 
-bench: ## Benchmarks against a release build: API load, then the WAL monitor at 1000 sources / 10M rows
-	@scripts/bench.sh
-	@BENCH_SKIP_BUILD=1 scripts/bench-wal.sh
+bench: ## Benchmarks of a release build: API load, the WAL monitor at 1000 / 9000 sources, 10M history rows
+	$(CARGO) build --release -p rosetta-server -p rosetta-bench
+	target/release/rosetta-bench
 
 db-start: ## Start the project-local PostgreSQL
 	@scripts/dev-postgres.sh start

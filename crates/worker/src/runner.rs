@@ -263,6 +263,9 @@ impl<J: Job> Runner<J> {
                 let report = CycleReport { items, failed, duration: started.elapsed() };
                 metrics::histogram!("rosetta_worker_cycle_duration_seconds", "queue" => queue.name())
                     .record(report.duration.as_secs_f64());
+                // With the histogram's count: items per cycle; and which cycles covered an item.
+                metrics::counter!("rosetta_worker_cycle_items_total", "queue" => queue.name())
+                    .increment(report.items as u64);
                 self.job.cycle_finished(&report);
             }
         }
