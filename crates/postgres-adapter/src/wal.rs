@@ -25,7 +25,7 @@ use rosetta_ports::wal::{SampleOutcome, WalHistoryEntry, WalHistoryQuery, WalMet
 use serde_json::Value;
 
 use crate::error::{Failure, not_found};
-use crate::lease::complete_in;
+use crate::lease::{ASYNC_COMMIT, complete_in};
 use crate::schema::{sources, wal_metrics, wal_monitor};
 use crate::store::PostgresStore;
 use crate::wal_rows::{HistoryRow, SampleColumns, StateRow};
@@ -197,6 +197,7 @@ impl WalMetricsRepository for PostgresWalMetricsRepository {
         let mut conn = self.store.connection().await?;
         let result = conn
             .transaction::<_, Failure, _>(async move |conn| {
+                diesel::sql_query(ASYNC_COMMIT).execute(conn).await?;
                 diesel::sql_query(LOCK_SOURCES).bind::<Array<BigInt>, _>(&sources).execute(conn).await?;
                 let completed = complete_in(conn, Queue::WAL_SAMPLING, &owner, &leases).await?;
                 if completed.is_empty() {

@@ -1,16 +1,17 @@
 //! The leased-job runner: the one loop every background job of a queue runs on.
 //!
-//! A [`Runner`] keeps up to `concurrency` items of its job's queue in flight. Whenever enough
-//! slots are free and items are known to be due (or every `poll`, to find out), it claims that
-//! many more through the [`LeaseStore`] — a continuous stream of claims rather than ticks, so an
-//! item that hangs holds one slot until its own deadline and delays no other item, however many
-//! there are. Finished items go, as they finish, to a recorder that writes them in batches (the
-//! job completes their leases with them), beside the work still in flight. While items are in
-//! flight their leases are renewed. On shutdown it stops claiming, lets the items in flight
+//! A [`Runner`] keeps up to `concurrency` items of its job's queue in flight, and up to three
+//! times as many claimed and waiting for a slot. Whenever there is room for a batch and items are
+//! known to be due (or every `poll`, to find out), it claims that many more through the
+//! [`LeaseStore`] — a continuous stream of claims rather than ticks, so an item that hangs holds
+//! one slot until its own deadline and delays no other item, however many there are. Finished
+//! items go, as they finish, to a recorder that writes them in batches (the job completes their
+//! leases with them), beside the work still in flight. While items are held their leases are
+//! renewed. On shutdown it stops claiming, lets the items in flight
 //! finish within a grace period, records what finished and releases every lease it holds, so
 //! other processes take its items at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -149,10 +150,18 @@ impl<J: Job> Runner<J> {
         Arc::clone(&self.heartbeat)
     }
 
-    /// Free slots at or above which the runner claims again while items are known to be due:
-    /// a quarter of the concurrency, so a claim fetches a batch instead of one item per finish.
+    /// Items the runner holds at most: in flight, plus claimed and waiting for a slot. Claiming
+    /// ahead keeps the slots busy while a claim is under way, and a claim of many items costs
+    /// the store about as much as a claim of a few (the scan over the queue's due head).
+    fn capacity(&self) -> usize {
+        self.settings.concurrency.max(1) * 8
+    }
+
+    /// Room (capacity minus items held) at or above which the runner claims again while items
+    /// are known to be due: half the capacity, so a claim fetches a batch instead of one item
+    /// per finish, and the items waiting never run out before the claim returns.
     fn claim_threshold(&self) -> usize {
-        (self.settings.concurrency / 4).max(1)
+        self.capacity() / 2
     }
 
     /// Runs until `cancel`; then lets the items in flight finish within `grace` and releases
@@ -161,7 +170,11 @@ impl<J: Job> Runner<J> {
         let queue = self.job.queue();
         let owner = self.settings.owner.clone();
         self.job.start(&owner).await;
-        let (outcomes, mut finished) = mpsc::channel::<J::Outcome>(self.settings.concurrency.max(1) * 2);
+        // Room for a whole batch: while a transaction runs, what finishes meanwhile waits here
+        // for the next, so a slow store gets fewer, larger transactions instead of stalling
+        // the items in flight.
+        let room = self.settings.record_batch.max(self.capacity());
+        let (outcomes, mut finished) = mpsc::channel::<J::Outcome>(room);
         let record = {
             let job = Arc::clone(&self.job);
             let owner = owner.clone();
@@ -192,6 +205,8 @@ impl<J: Job> Runner<J> {
         let queue = self.job.queue();
         let concurrency = self.settings.concurrency.max(1);
         let mut in_flight: FuturesUnordered<Running<J::Outcome>> = FuturesUnordered::new();
+        // Claimed, waiting for a slot (their leases are renewed like those in flight).
+        let mut ready: VecDeque<(i64, J::Item)> = VecDeque::new();
         let mut leased: HashSet<i64> = HashSet::new();
         let mut claiming: Option<(usize, Claiming<J::Item>)> = None;
         let mut more_due = true;
@@ -202,10 +217,17 @@ impl<J: Job> Runner<J> {
         renew.reset();
         let mut cycle: Option<(Instant, usize, usize)> = None;
         loop {
-            let free = concurrency.saturating_sub(in_flight.len());
-            let wanted = more_due && (free >= self.claim_threshold() || in_flight.is_empty());
-            if claiming.is_none() && free > 0 && wanted {
-                claiming = Some((free, self.claim(free)));
+            while in_flight.len() < concurrency
+                && let Some((item, work)) = ready.pop_front()
+            {
+                let job = Arc::clone(&self.job);
+                in_flight.push(Box::pin(async move { (item, job.run(work).await) }));
+            }
+            let held = in_flight.len() + ready.len();
+            let room = self.capacity().saturating_sub(held);
+            let wanted = more_due && (room >= self.claim_threshold() || held == 0);
+            if claiming.is_none() && room > 0 && wanted {
+                claiming = Some((room, self.claim(room)));
             }
             tokio::select! {
                 biased;
@@ -236,8 +258,7 @@ impl<J: Job> Runner<J> {
                             }
                             for (item, work) in claimed {
                                 leased.insert(item);
-                                let job = Arc::clone(&self.job);
-                                in_flight.push(Box::pin(async move { (item, job.run(work).await) }));
+                                ready.push_back((item, work));
                             }
                         }
                         (_, Err(error)) => {
@@ -256,6 +277,7 @@ impl<J: Job> Runner<J> {
                 }
             }
             if in_flight.is_empty()
+                && ready.is_empty()
                 && claiming.is_none()
                 && !more_due
                 && let Some((started, items, failed)) = cycle.take()
