@@ -12,7 +12,6 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, Bytes};
 use actix_web::{App, Error, HttpRequest, HttpResponse, ResponseError};
-use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::scope;
 use utoipa_swagger_ui::SwaggerUi;
@@ -20,9 +19,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::input::body::BodySettings;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, api_boundary, guard, request_context};
-use crate::resources::meta::{self, DocsPage, OpenApiJson};
+use crate::resources::meta::{self, DocsPage, MetricsText, OpenApiJson};
 use crate::resources::{destinations, health, pipelines, sources, wal};
-use crate::{HttpSettings, Mount, ServicesFactory, openapi};
+use crate::{HttpSettings, Mount, RenderMetrics, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
 #[derive(Debug, Clone)]
@@ -44,16 +43,12 @@ pub(crate) struct AppState {
     docs: web::Data<DocsPage>,
     swagger: Arc<utoipa_swagger_ui::Config<'static>>,
     routes: web::Data<RouteTable>,
-    metrics: web::Data<PrometheusHandle>,
+    metrics: web::Data<MetricsText>,
 }
 
 impl AppState {
     /// Checks the settings and builds the shared state, including the OpenAPI document.
-    pub(crate) fn new(
-        services: ServicesFactory,
-        settings: &HttpSettings,
-        metrics: PrometheusHandle,
-    ) -> io::Result<Self> {
+    pub(crate) fn new(services: ServicesFactory, settings: &HttpSettings, metrics: RenderMetrics) -> io::Result<Self> {
         let prefix = settings.api_prefix.as_str();
         if !prefix.starts_with('/') || prefix.ends_with('/') {
             return Err(invalid_input(format!(
@@ -84,7 +79,7 @@ impl AppState {
             docs: web::Data::new(DocsPage::new(Arc::clone(&swagger))?),
             swagger,
             routes: web::Data::new(RouteTable::new(&document)),
-            metrics: web::Data::new(metrics),
+            metrics: web::Data::new(MetricsText(metrics)),
         })
     }
 }

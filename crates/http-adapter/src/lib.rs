@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
-use metrics_exporter_prometheus::PrometheusHandle;
 use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
 use rosetta_ports::wal::WalMonitorService;
 
@@ -139,13 +138,13 @@ pub struct Api(app::AppState);
 
 impl Api {
     /// The API over the services `services` builds, served as `settings` says; `metrics`
-    /// renders `/metrics`.
+    /// writes what `/metrics` serves.
     ///
     /// # Errors
     ///
     /// `InvalidInput` for an API prefix that does not start with `/` or ends with `/`, or a rate
     /// limit with a zero rate or burst.
-    pub fn new(services: ServicesFactory, settings: &HttpSettings, metrics: PrometheusHandle) -> std::io::Result<Self> {
+    pub fn new(services: ServicesFactory, settings: &HttpSettings, metrics: RenderMetrics) -> std::io::Result<Self> {
         describe_metrics();
         app::AppState::new(services, settings, metrics).map(Self)
     }
@@ -163,6 +162,11 @@ impl Api {
         self.0.configure(cfg);
     }
 }
+
+/// Writes the Prometheus text exposition `/metrics` serves (the binary joins the recorder's
+/// metrics with those it keeps itself, such as the per-source WAL gauges). Called off the HTTP
+/// workers' threads.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Routes served next to the API (the console, say), registered before it in every worker's
 /// app so that they take precedence over its catch-all.

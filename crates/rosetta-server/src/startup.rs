@@ -139,7 +139,21 @@ impl Application {
         let address = listener.local_addr().context("reading the bound address")?;
         let stale_after = config.monitor.as_ref().map_or(Duration::from_secs(900), |m| m.interval * 3);
         let metrics = metrics_handle(stale_after)?;
-        let api = Api::new(services, &settings, metrics.clone()).context("building the HTTP API")?;
+        let render = {
+            let handle = metrics.clone();
+            let gauges = worker.as_ref().map(|worker| worker.sampling.job().gauges());
+            Arc::new(move || {
+                let mut text = handle.render();
+                if let Some(gauges) = &gauges {
+                    if !text.is_empty() && !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    gauges.render(&mut text);
+                }
+                text
+            })
+        };
+        let api = Api::new(services, &settings, render).context("building the HTTP API")?;
         let server =
             rosetta_http_adapter::serve(listener, api, Vec::new(), &settings).context("starting the HTTP server")?;
         tracing::info!(
@@ -280,7 +294,7 @@ fn worker(
 }
 
 /// WAL samples recorded per transaction, at most.
-const RECORD_BATCH: usize = 250;
+const RECORD_BATCH: usize = 500;
 /// How often retention runs (in one process at a time), and how long it may hold its lease.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 const RETENTION_LEASE: Duration = Duration::from_secs(300);

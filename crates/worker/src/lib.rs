@@ -8,12 +8,14 @@
 //! * [`host`]: host CPU / memory / swap, sampled by each process of its own host.
 //! * [`probe`]: the tokio-postgres probe that reads a source's WAL.
 
+pub mod gauges;
 pub mod host;
 pub mod probe;
 pub mod retention;
 pub mod runner;
 pub mod sampling;
 
+pub use gauges::SourceGauges;
 pub use host::{HostProbeUnavailable, HostSampling, SysinfoHostProbe};
 pub use probe::PostgresSourceProbe;
 pub use retention::Retention;

@@ -4,18 +4,19 @@
 //! through the [`SourceProbe`] with capped-backoff retries, never past its deadline (shorter
 //! than the interval); outcomes are recorded through the [`SampleRecording`] use case, which
 //! completes their leases (the source is due again one interval later) and is where what follows
-//! a sample happens. Gauges of each source are published as it is sampled.
+//! a sample happens. Each source's gauges are kept (see [`SourceGauges`]) as it is sampled.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rosetta_domain::{SourceConnection, SourceId, Timestamp, WalMonitorStatus, WalSample};
+use rosetta_domain::{SourceConnection, SourceId, Timestamp, WalSample};
 use rosetta_ports::jobs::{LeaseOwner, Queue};
 use rosetta_ports::outbound::{Clock, ConnectionSettingsError, SourceRepository};
 use rosetta_ports::wal::{MonitorHeartbeat, SampleOutcome, SampleRecording, SourceProbe};
 
+use crate::gauges::SourceGauges;
 use crate::runner::{CycleReport, Heartbeat, Job, in_claim_order, log_repository_error};
 
 /// First retry delay; doubles per attempt up to [`MAX_BACKOFF`].
@@ -85,10 +86,12 @@ pub struct WalSampling {
     ports: SamplingPorts,
     settings: SamplingSettings,
     health: Arc<MonitorHealth>,
+    gauges: Arc<SourceGauges>,
 }
 
 impl WalSampling {
-    /// The job over `ports`; `heartbeat` is its runner's.
+    /// The job over `ports`; `heartbeat` is its runner's. Each source's gauges are kept for
+    /// three intervals after its last attempt.
     pub fn new(ports: SamplingPorts, settings: SamplingSettings, heartbeat: Arc<Heartbeat>) -> Self {
         let health = Arc::new(MonitorHealth {
             started_at: ports.clock.now(),
@@ -96,7 +99,13 @@ impl WalSampling {
             heartbeat,
             unusable: Mutex::default(),
         });
-        Self { ports, settings, health }
+        let gauges = Arc::new(SourceGauges::new(settings.interval.saturating_mul(3)));
+        Self { ports, settings, health, gauges }
+    }
+
+    /// The gauges of the sources this job samples, for `/metrics`.
+    pub fn gauges(&self) -> Arc<SourceGauges> {
+        Arc::clone(&self.gauges)
     }
 
     /// The monitor's health, for readiness.
@@ -169,7 +178,9 @@ impl Job for WalSampling {
             Err(unusable) => Err(unusable.to_string()),
             Ok(connection) => self.sample(connection).await,
         };
-        publish(source_id, &result);
+        metrics::counter!("rosetta_wal_monitor_samples_total", "outcome" => if result.is_ok() { "ok" } else { "error" })
+            .increment(1);
+        self.gauges.record(source_id, &result);
         if let Err(error) = &result {
             tracing::warn!(source_id = %source_id, error = %error, "WAL sample failed");
         }
@@ -241,52 +252,6 @@ impl MonitorHeartbeat for MonitorHealth {
     fn unusable_sources(&self) -> Vec<(SourceId, String)> {
         let sources = self.unusable.lock().unwrap_or_else(PoisonError::into_inner);
         sources.iter().map(|(id, error)| (*id, error.clone())).collect()
-    }
-}
-
-/// Publishes a source's gauges (label `source_id`; per slot also `slot_name`, `slot_type`).
-fn publish(source_id: SourceId, result: &Result<WalSample, String>) {
-    let source = source_id.to_string();
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::counter!("rosetta_wal_monitor_samples_total", "outcome" => outcome).increment(1);
-    let status = match result {
-        Ok(sample) => sample.status(),
-        Err(_) => {
-            metrics::counter!("rosetta_wal_monitor_errors_total", "source_id" => source.clone()).increment(1);
-            WalMonitorStatus::Error
-        }
-    };
-    for candidate in [WalMonitorStatus::Active, WalMonitorStatus::Idle, WalMonitorStatus::Error] {
-        metrics::gauge!("rosetta_wal_source_status", "source_id" => source.clone(), "status" => candidate.as_str())
-            .set(if candidate == status { 1.0 } else { 0.0 });
-    }
-    let Ok(sample) = result else { return };
-    metrics::gauge!("rosetta_wal_current_lsn_bytes", "source_id" => source.clone())
-        .set(sample.current_lsn.bytes() as f64);
-    if let Some(bytes) = sample.wal_dir_bytes {
-        metrics::gauge!("rosetta_wal_dir_bytes", "source_id" => source.clone()).set(bytes as f64);
-    }
-    if let Some(bytes) = sample.size_bytes() {
-        metrics::gauge!("rosetta_wal_size_bytes", "source_id" => source.clone()).set(bytes as f64);
-    }
-    for slot in &sample.slots {
-        let labels = [
-            ("source_id", source.clone()),
-            ("slot_name", slot.slot_name.clone()),
-            ("slot_type", slot.slot_type.as_str().to_owned()),
-        ];
-        metrics::gauge!("rosetta_wal_slot_active", &labels).set(if slot.active { 1.0 } else { 0.0 });
-        metrics::gauge!("rosetta_wal_slot_lost", &labels).set(if slot.is_lost() { 1.0 } else { 0.0 });
-        // A lost slot retains nothing usable: its gauge is not set rather than set to 0.
-        if let Some(bytes) = slot.retained_bytes(sample.current_lsn) {
-            metrics::gauge!("rosetta_wal_slot_retained_bytes", &labels).set(bytes as f64);
-        }
-        if let Some(bytes) = slot.confirmed_lag_bytes(sample.current_lsn) {
-            metrics::gauge!("rosetta_wal_slot_confirmed_lag_bytes", &labels).set(bytes as f64);
-        }
-        if let Some(bytes) = slot.safe_wal_size_bytes {
-            metrics::gauge!("rosetta_wal_slot_safe_wal_size_bytes", &labels).set(bytes as f64);
-        }
     }
 }
 

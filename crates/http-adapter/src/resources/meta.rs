@@ -1,9 +1,13 @@
 //! `GET /openapi.json`, `GET /docs` and `GET /metrics`.
 
+use std::sync::Arc;
+
 use actix_web::http::header::ContentType;
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, get, web};
-use metrics_exporter_prometheus::PrometheusHandle;
+use actix_web::{HttpResponse, ResponseError, get, web};
+
+use crate::RenderMetrics;
+use crate::error::ApiError;
 
 /// The OpenAPI document, serialized once at start-up.
 #[derive(Debug, Clone)]
@@ -25,9 +29,20 @@ pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpRespon
     responses((status = 200, description = "Metrics", content_type = "text/plain; version=0.0.4", body = String))
 )]
 #[get("/metrics")]
-pub(crate) async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle.render())
+pub(crate) async fn metrics(render: web::Data<MetricsText>) -> HttpResponse {
+    // Off the worker thread: at thousands of sources the text is megabytes.
+    let render = Arc::clone(&render.0);
+    match web::block(move || render()).await {
+        Ok(text) => HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text),
+        Err(error) => {
+            tracing::error!(error = %error, "rendering the metrics failed");
+            ApiError::internal().error_response()
+        }
+    }
 }
+
+/// What `/metrics` serves.
+pub(crate) struct MetricsText(pub RenderMetrics);
 
 /// The Swagger UI page, served from the binary (no CDN); it loads `/openapi.json`. Its files
 /// live under `/docs/`, which the page names as its base, so `/docs` and `/docs/` both work.

@@ -77,7 +77,13 @@ pub(crate) fn settings() -> HttpSettings {
 
 /// The process-wide metrics recorder and log subscriber, installed once before any app exists:
 /// a subscriber installed later would race with callsites other tests register first.
-fn metrics_handle() -> PrometheusHandle {
+fn metrics_handle() -> crate::RenderMetrics {
+    let handle = recorder();
+    Arc::new(move || handle.render())
+}
+
+/// The process-wide recorder (see [`metrics_handle`]).
+fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
