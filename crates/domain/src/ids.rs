@@ -46,3 +46,7 @@ id_type!(
     /// Identifies a [`crate::Pipeline`] (and its one [`crate::PipelineMetadata`] row).
     PipelineId
 );
+id_type!(
+    /// Identifies an [`crate::Alert`].
+    AlertId
+);

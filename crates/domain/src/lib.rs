@@ -1,12 +1,13 @@
 //! Rosetta's domain model.
 //!
 //! Pure types and rules: sources (PostgreSQL databases), destinations (Snowflake warehouses),
-//! pipelines and their lifecycle. No async, no I/O and no framework; `serde` support is behind the
+//! pipelines and their lifecycle, and the alert rules that watch sources' WAL. No async, no I/O and no framework; `serde` support is behind the
 //! `serde` feature so other services can link this crate with or without it.
 //!
 //! Every value type is valid once it exists ("parse, don't validate"): constructors return
 //! [`InvalidValue`] describing the first rule the input breaks.
 
+mod alert;
 mod destination;
 mod ids;
 mod invalid;
@@ -18,10 +19,16 @@ mod source;
 mod text;
 mod wal;
 
+pub use alert::{
+    AlertChange, AlertKey, AlertMemory, AlertRule, AlertState, AlertUpdate, EffectiveRules, Evaluation,
+    EvaluationInput, FiringAlert, InvalidRuleSettings, NewAlert, NotificationType, Observation, RateBaseline, Reading,
+    ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, RuleUnit, Severity, Watch, evaluate, format_bytes,
+    format_seconds,
+};
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
 };
-pub use ids::{DestinationId, PipelineId, SourceId};
+pub use ids::{AlertId, DestinationId, PipelineId, SourceId};
 pub use invalid::{InvalidKind, InvalidValue};
 pub use page::{Page, PageLimit, PageRequest};
 pub use patch::Patch;
