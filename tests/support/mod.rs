@@ -7,6 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod receiver;
+
 use rosetta_test_support::{TemplateDatabase, TestDatabase, test_server};
 use serde_json::Value;
 

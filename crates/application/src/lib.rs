@@ -5,6 +5,7 @@
 //! takes the time from the [`Clock`](rosetta_ports::outbound::Clock), calls one repository
 //! method and translates its error.
 
+mod alerts;
 mod clock;
 mod destinations;
 mod health;
@@ -13,6 +14,7 @@ mod recording;
 mod sources;
 mod wal_monitor;
 
+pub use alerts::{AlertEvaluator, AlertManager, ChannelManager};
 pub use clock::SystemClock;
 pub use destinations::DestinationManager;
 pub use health::ReadinessChecker;

@@ -6,11 +6,14 @@ use rosetta_ports::inbound::ServiceError;
 use rosetta_ports::jobs::LeaseOwner;
 use rosetta_ports::wal::{SampleOutcome, SampleRecording, WalMetricsRepository};
 
+use crate::alerts::AlertEvaluator;
+
 /// Records what the WAL monitor sampled, and returns what was recorded: the place where
 /// everything that must follow a recorded sample happens, in the process that took it.
 #[derive(Clone)]
 pub struct SampleRecorder {
     wal: Arc<dyn WalMetricsRepository>,
+    alerts: Option<AlertEvaluator>,
 }
 
 impl std::fmt::Debug for SampleRecorder {
@@ -22,7 +25,13 @@ impl std::fmt::Debug for SampleRecorder {
 impl SampleRecorder {
     /// A recorder over the WAL store.
     pub fn new(wal: Arc<dyn WalMetricsRepository>) -> Self {
-        Self { wal }
+        Self { wal, alerts: None }
+    }
+
+    /// This recorder, evaluating the alert rules of every source it recorded, right after
+    /// recording it.
+    pub fn with_alerts(self, alerts: AlertEvaluator) -> Self {
+        Self { alerts: Some(alerts), ..self }
     }
 }
 
@@ -42,7 +51,16 @@ impl SampleRecording for SampleRecorder {
             );
         }
         // In the order given: the first outcome of each recorded source, then its later ones.
-        Ok(outcomes.into_iter().filter(|outcome| recorded.contains(&outcome.source_id)).collect())
+        let recorded: Vec<SampleOutcome> =
+            outcomes.into_iter().filter(|outcome| recorded.contains(&outcome.source_id)).collect();
+        if let Some(alerts) = &self.alerts {
+            // The samples are stored whatever happens here; a failed evaluation is retried by the
+            // next sample of each source (evaluation reads state, so nothing is lost, only late).
+            if let Err(error) = alerts.evaluate(&recorded).await {
+                tracing::error!(error = %error, sources = recorded.len(), "alert evaluation failed");
+            }
+        }
+        Ok(recorded)
     }
 }
 

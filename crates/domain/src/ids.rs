@@ -50,3 +50,11 @@ id_type!(
     /// Identifies an [`crate::Alert`].
     AlertId
 );
+id_type!(
+    /// Identifies a [`crate::NotificationChannel`].
+    ChannelId
+);
+id_type!(
+    /// Identifies a [`crate::Delivery`]; also the `webhook-id` of every attempt to send it.
+    DeliveryId
+);

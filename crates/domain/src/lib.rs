@@ -11,6 +11,7 @@ mod alert;
 mod destination;
 mod ids;
 mod invalid;
+mod notification;
 mod page;
 mod patch;
 mod pipeline;
@@ -20,16 +21,20 @@ mod text;
 mod wal;
 
 pub use alert::{
-    AlertChange, AlertKey, AlertMemory, AlertRule, AlertState, AlertUpdate, EffectiveRules, Evaluation,
-    EvaluationInput, FiringAlert, InvalidRuleSettings, NewAlert, NotificationType, Observation, RateBaseline, Reading,
-    ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, RuleUnit, Severity, Watch, evaluate, format_bytes,
-    format_seconds,
+    Alert, AlertChange, AlertFilter, AlertKey, AlertMemory, AlertRule, AlertState, AlertUpdate, EffectiveRules,
+    Evaluation, EvaluationInput, FiringAlert, InvalidRuleSettings, NewAlert, NotificationType, Observation,
+    RateBaseline, Reading, ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, RuleUnit, Severity, Watch,
+    evaluate, format_bytes, format_seconds,
 };
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
 };
-pub use ids::{AlertId, DestinationId, PipelineId, SourceId};
+pub use ids::{AlertId, ChannelId, DeliveryId, DestinationId, PipelineId, SourceId};
 pub use invalid::{InvalidKind, InvalidValue};
+pub use notification::{
+    AfterAttempt, ChannelKind, ChannelName, ChannelPatch, ChannelTarget, ChannelUrl, Delivery, DeliveryState,
+    InvalidChannel, NewChannel, NotificationChannel, RetryPolicy, SendResult, SigningSecret,
+};
 pub use page::{Page, PageLimit, PageRequest};
 pub use patch::Patch;
 pub use pipeline::{

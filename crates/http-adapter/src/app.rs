@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::input::body::BodySettings;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, api_boundary, guard, request_context};
 use crate::resources::meta::{self, DocsPage, MetricsText, OpenApiJson};
-use crate::resources::{destinations, health, pipelines, sources, wal};
+use crate::resources::{alerts, channels, destinations, health, pipelines, sources, wal};
 use crate::{HttpSettings, Mount, RenderMetrics, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
@@ -129,7 +129,22 @@ pub(crate) fn api_scope(
                 .service(wal::wal_history)
                 .service(wal::list_wal_states)
                 .service(wal::get_wal_state)
-                .service(wal::system_history),
+                .service(wal::system_history)
+                .service(alerts::list_alerts)
+                .service(alerts::get_alert)
+                .service(alerts::acknowledge_alert)
+                .service(alerts::list_alert_rules)
+                .service(alerts::patch_alert_rule)
+                .service(alerts::list_source_alert_rules)
+                .service(alerts::patch_source_alert_rule)
+                .service(alerts::delete_source_alert_rule)
+                .service(channels::create_channel)
+                .service(channels::list_channels)
+                .service(channels::get_channel)
+                .service(channels::patch_channel)
+                .service(channels::delete_channel)
+                .service(channels::test_channel)
+                .service(channels::list_deliveries),
         )
 }
 
@@ -151,6 +166,8 @@ impl AppState {
             .app_data(web::Data::from(services.pipelines))
             .app_data(web::Data::from(services.health))
             .app_data(web::Data::from(services.wal_monitor))
+            .app_data(web::Data::from(services.alerts))
+            .app_data(web::Data::from(services.channels))
             .app_data(self.body)
             .app_data(self.version.clone())
             .app_data(self.guard.clone())

@@ -51,7 +51,7 @@ pub(crate) enum ErrorDetails {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotFoundDetails {
-    /// `Source`, `Destination` or `Pipeline`.
+    /// `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel` or `AlertRule`.
     entity_type: &'static str,
     /// The id that was looked for.
     entity_id: String,
@@ -160,6 +160,16 @@ impl ApiError {
             n => format!("Request validation failed: {n} problems"),
         };
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", message, ErrorDetails::Validation(problems))
+    }
+
+    /// 404 for an alert rule that does not exist (rules are named, not numbered).
+    pub(crate) fn rule_not_found(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("AlertRule with id '{name}' not found"),
+            ErrorDetails::NotFound(NotFoundDetails { entity_type: "AlertRule", entity_id: name.to_owned() }),
+        )
     }
 
     /// 404 for a path no route serves.
@@ -363,6 +373,9 @@ impl From<ServiceError> for ApiError {
                 "invalid_reference",
                 format!("{entity} with id '{id}' does not exist"),
             )]),
+            ServiceError::InvalidInput { field, error } => {
+                Self::validation(vec![FieldError::new(&["body", field], error.kind.code(), error.message)])
+            }
             ServiceError::Unavailable(cause) => {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "a dependency is unavailable");
                 Self::unavailable()

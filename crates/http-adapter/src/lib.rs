@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::Server;
+use rosetta_ports::alerts::{AlertService, ChannelService};
 use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
 use rosetta_ports::wal::WalMonitorService;
 
@@ -55,6 +56,10 @@ pub struct ApiServices {
     pub health: Arc<dyn HealthService>,
     /// What the WAL monitor recorded: latest state per source, WAL and host history.
     pub wal_monitor: Arc<dyn WalMonitorService>,
+    /// Alerts and their rules.
+    pub alerts: Arc<dyn AlertService>,
+    /// Notification channels and their deliveries.
+    pub channels: Arc<dyn ChannelService>,
 }
 
 impl ApiServices {

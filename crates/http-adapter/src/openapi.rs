@@ -32,6 +32,8 @@ use crate::app::api_scope;
         (name = "pipelines", description = "Source → destination pipelines and their lifecycle"),
         (name = "wal-monitor", description = "WAL retained per source and slot (latest state and history), and \
                                               host CPU / memory / swap history"),
+        (name = "alerts", description = "Alerts on slots and sources, their rules, and the notification channels \
+                                         they are delivered to"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document, its interactive UI and Prometheus metrics"),
     )

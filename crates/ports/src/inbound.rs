@@ -51,12 +51,33 @@ pub enum ServiceError {
         /// The missing id.
         id: i64,
     },
+    /// An input value breaks a rule that only the use case can check (settings that must fit
+    /// with stored ones): an input error on that field.
+    #[error("{field}: {error}")]
+    InvalidInput {
+        /// The body field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        error: rosetta_domain::InvalidValue,
+    },
     /// A dependency is temporarily unavailable; retry later.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] BoxError),
     /// Anything else (a bug, corrupt data). Not retryable.
     #[error("unexpected error")]
     Unexpected(#[source] BoxError),
+}
+
+impl From<rosetta_domain::InvalidRuleSettings> for ServiceError {
+    fn from(invalid: rosetta_domain::InvalidRuleSettings) -> Self {
+        Self::InvalidInput { field: invalid.field, error: invalid.error }
+    }
+}
+
+impl From<rosetta_domain::InvalidChannel> for ServiceError {
+    fn from(invalid: rosetta_domain::InvalidChannel) -> Self {
+        Self::InvalidInput { field: invalid.field, error: invalid.error }
+    }
 }
 
 impl From<RepositoryError> for ServiceError {

@@ -25,6 +25,9 @@ impl Queue {
     pub const WAL_SAMPLING: Queue = Queue("wal_sampling");
     /// One item: deleting history older than the retention period.
     pub const RETENTION: Queue = Queue("retention");
+    /// One item per pending delivery of an alert transition to a channel, due at its next
+    /// attempt. Items come with the deliveries and go when they are delivered or given up.
+    pub const NOTIFICATION_DELIVERY: Queue = Queue("notification_delivery");
 
     /// A queue named `name`: lower-case letters and `_`, 1–63 of them (checked by the stores).
     pub const fn named(name: &'static str) -> Queue {

@@ -6,6 +6,7 @@
 //! * [`inbound`]: the use cases the application offers to driving adapters (HTTP).
 //! * [`jobs`]: the leases through which server processes share background work.
 //! * [`wal`]: the WAL monitor's ports: probes, stores, recording and reading.
+//! * [`alerts`]: alerts, rules, notification channels, deliveries and the sender.
 //!
 //! Signatures use domain types and the error enums of this crate only, never framework types.
 //!
@@ -13,6 +14,7 @@
 //! `testing` adds a contract suite per outbound port ([`testing`]) that any implementation —
 //! including one outside this workspace — can run against itself.
 
+pub mod alerts;
 pub mod inbound;
 pub mod jobs;
 pub mod outbound;
@@ -34,15 +36,21 @@ pub enum EntityKind {
     Destination,
     /// A pipeline.
     Pipeline,
+    /// An alert.
+    Alert,
+    /// A notification channel.
+    NotificationChannel,
 }
 
 impl EntityKind {
-    /// The name clients see: `Source`, `Destination`, `Pipeline`.
+    /// The name clients see: `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Source => "Source",
             Self::Destination => "Destination",
             Self::Pipeline => "Pipeline",
+            Self::Alert => "Alert",
+            Self::NotificationChannel => "NotificationChannel",
         }
     }
 }

@@ -25,6 +25,8 @@
 //!
 //! This is the only crate that speaks SQL. Port errors never carry SQL, parameters or secrets.
 
+mod alert;
+mod channel;
 mod cipher;
 mod destination;
 mod error;
@@ -42,6 +44,8 @@ mod system;
 mod wal;
 mod wal_rows;
 
+pub use alert::PostgresAlertStore;
+pub use channel::{PostgresChannelRepository, PostgresDeliveryStore};
 pub use cipher::{SecretKeyError, XChaChaSecretCipher};
 pub use destination::PostgresDestinationRepository;
 pub use lease::PostgresLeaseStore;

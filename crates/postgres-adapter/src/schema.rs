@@ -109,6 +109,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Alerts: one row per firing of a rule for a subject.
+    alerts (id) {
+        id -> Int8,
+        rule -> Text,
+        severity -> Text,
+        state -> Text,
+        source_id -> Nullable<Int8>,
+        source_name -> Text,
+        slot_name -> Nullable<Text>,
+        summary -> Text,
+        value -> Nullable<Int8>,
+        threshold -> Nullable<Int8>,
+        clear_streak -> Int2,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        resolve_reason -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamptz>,
+        last_notified_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// Where alerts are sent; URL and signing secret sealed.
+    notification_channels (id) {
+        id -> Int8,
+        name -> Text,
+        kind -> Text,
+        url_sealed -> Nullable<Bytea>,
+        url_host -> Text,
+        signing_secret_sealed -> Nullable<Bytea>,
+        min_severity -> Text,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// One alert transition to one channel (the outbox).
+    deliveries (id) {
+        id -> Int8,
+        channel_id -> Int8,
+        alert_id -> Int8,
+        #[sql_name = "type"]
+        notification_type -> Text,
+        state -> Text,
+        attempts -> Int4,
+        status_code -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(deliveries -> notification_channels (channel_id));
+diesel::joinable!(deliveries -> alerts (alert_id));
 diesel::joinable!(pipelines -> sources (source_id));
 diesel::joinable!(pipelines -> destinations (destination_id));
 diesel::joinable!(pipeline_metadata -> pipelines (pipeline_id));
@@ -122,7 +181,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     pipeline_metadata,
     wal_monitor,
     wal_metrics,
-    system_metrics
+    system_metrics,
+    alerts,
+    notification_channels,
+    deliveries
 );
 
 /// Constraint names from the migrations, matched against the `constraint_name` of unique and
@@ -132,6 +194,10 @@ pub(crate) mod constraints {
     pub(crate) const SOURCES_NAME_KEY: &str = "sources_name_key";
     /// `UNIQUE (name)` on `destinations`.
     pub(crate) const DESTINATIONS_NAME_KEY: &str = "destinations_name_key";
+    /// `UNIQUE (name)` on `notification_channels`.
+    pub(crate) const NOTIFICATION_CHANNELS_NAME_KEY: &str = "notification_channels_name_key";
+    /// `source_alert_rules.source_id REFERENCES sources (id)`.
+    pub(crate) const SOURCE_ALERT_RULES_SOURCE_ID_FKEY: &str = "source_alert_rules_source_id_fkey";
     /// `UNIQUE (name)` on `pipelines`.
     pub(crate) const PIPELINES_NAME_KEY: &str = "pipelines_name_key";
     /// `pipelines.source_id REFERENCES sources (id)`.

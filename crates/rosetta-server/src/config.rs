@@ -79,6 +79,10 @@ struct RawSettings {
     wal_monitor_concurrency: usize,
     wal_metrics_retention_days: u32,
     system_metrics_interval_seconds: u64,
+    alert_renotify_seconds: u64,
+    notify_timeout_seconds: f64,
+    notify_max_age_seconds: u64,
+    notify_concurrency: usize,
 }
 
 impl Default for RawSettings {
@@ -113,6 +117,10 @@ impl Default for RawSettings {
             wal_monitor_concurrency: 64,
             wal_metrics_retention_days: 7,
             system_metrics_interval_seconds: 60,
+            alert_renotify_seconds: 14_400,
+            notify_timeout_seconds: 10.0,
+            notify_max_age_seconds: 86_400,
+            notify_concurrency: 32,
         }
     }
 }
@@ -276,6 +284,41 @@ pub struct Config {
     pub readiness_timeout: Duration,
     /// The WAL monitor; `None` when `WAL_MONITOR_ENABLED=false`.
     pub monitor: Option<MonitorConfig>,
+    /// Alert evaluation and notification delivery.
+    pub alerts: AlertsConfig,
+}
+
+/// Alert evaluation and notification delivery.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// A firing, unacknowledged alert is notified again after this long.
+    pub renotify: Duration,
+    /// Bound on one attempt to send a notification.
+    pub notify_timeout: Duration,
+    /// A delivery not delivered this long after its transition fails.
+    pub notify_max_age: Duration,
+    /// Notifications sent at once by this process.
+    pub notify_concurrency: usize,
+}
+
+impl AlertsConfig {
+    fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        if !(60..=30 * 86_400).contains(&raw.alert_renotify_seconds) {
+            return Err(invalid("ALERT_RENOTIFY_SECONDS", "must be between 60 and 2592000 (30 days)"));
+        }
+        if !(60..=30 * 86_400).contains(&raw.notify_max_age_seconds) {
+            return Err(invalid("NOTIFY_MAX_AGE_SECONDS", "must be between 60 and 2592000 (30 days)"));
+        }
+        if !(1..=1_000).contains(&raw.notify_concurrency) {
+            return Err(invalid("NOTIFY_CONCURRENCY", "must be between 1 and 1000"));
+        }
+        Ok(Self {
+            renotify: Duration::from_secs(raw.alert_renotify_seconds),
+            notify_timeout: seconds("NOTIFY_TIMEOUT_SECONDS", raw.notify_timeout_seconds, 300.0)?,
+            notify_max_age: Duration::from_secs(raw.notify_max_age_seconds),
+            notify_concurrency: raw.notify_concurrency,
+        })
+    }
 }
 
 impl Config {
@@ -323,6 +366,7 @@ impl Config {
             auto_migrate: raw.auto_migrate,
             readiness_timeout: seconds("READINESS_TIMEOUT_SECONDS", raw.readiness_timeout_seconds, 60.0)?,
             monitor: MonitorConfig::from_raw(&raw)?,
+            alerts: AlertsConfig::from_raw(&raw)?,
         })
     }
 }

@@ -8,24 +8,28 @@ use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use rosetta_application::{
-    DestinationManager, PipelineManager, ReadinessChecker, SampleRecorder, SourceManager, SystemClock, WalMonitorReader,
+    AlertEvaluator, AlertManager, ChannelManager, DestinationManager, PipelineManager, ReadinessChecker,
+    SampleRecorder, SourceManager, SystemClock, WalMonitorReader,
 };
+use rosetta_domain::{AlertRule, RetryPolicy, Severity};
 use rosetta_http_adapter::{Api, ApiServices, HttpSettings, RateLimit, ServicesFactory};
+use rosetta_notify_adapter::HttpNotifier;
+use rosetta_ports::alerts::{AlertStore, DeliveryStore, Notifier};
 use rosetta_ports::jobs::{LeaseOwner, LeaseStore};
 use rosetta_ports::outbound::{Clock, SecretCipher};
 use rosetta_ports::wal::{MonitorHeartbeat, SystemMetricsRepository, WalMetricsRepository};
 use rosetta_postgres_adapter::{
-    PostgresDestinationRepository, PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository,
-    PostgresStore, PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings,
-    XChaChaSecretCipher,
+    PostgresAlertStore, PostgresChannelRepository, PostgresDeliveryStore, PostgresDestinationRepository,
+    PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
+    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
 };
 use rosetta_worker::{
-    Heartbeat, HostSampling, PostgresSourceProbe, Retention, Runner, RunnerSettings, SamplingPorts, SamplingSettings,
-    SysinfoHostProbe, WalSampling,
+    Delivering, Heartbeat, HostSampling, PostgresSourceProbe, Retention, Runner, RunnerSettings, SamplingPorts,
+    SamplingSettings, SysinfoHostProbe, WalSampling,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, MonitorConfig};
+use crate::config::{AlertsConfig, Config, MonitorConfig};
 use crate::supervisor::Supervisor;
 
 /// Applies pending migrations to the metadata database.
@@ -77,6 +81,8 @@ pub struct Application {
     address: SocketAddr,
     pools: MetadataPools,
     worker: Option<Worker>,
+    deliveries: Runner<Delivering>,
+    alert_store: Arc<dyn AlertStore>,
     metrics: PrometheusHandle,
     shutdown_grace: Duration,
 }
@@ -107,10 +113,13 @@ impl Application {
             XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let owner = LeaseOwner::new(lease_owner());
         let worker = match &config.monitor {
-            Some(monitor) => Some(worker(monitor, &store, &cipher, &clock)?),
+            Some(monitor) => Some(worker(monitor, &config.alerts, &store, &cipher, &clock, &owner)?),
             None => None,
         };
+        let deliveries = delivery_runner(&config.alerts, &store, &cipher, &clock, owner)?;
+        let alert_store: Arc<dyn AlertStore> = Arc::new(PostgresAlertStore::new(store.clone()));
 
         let wiring = ServiceWiring {
             pools: pools.clone(),
@@ -119,6 +128,7 @@ impl Application {
             clock,
             heartbeat: worker.as_ref().map(|worker| worker.sampling_health()),
             readiness_timeout: config.readiness_timeout,
+            notify_timeout: config.alerts.notify_timeout,
         };
         let services: ServicesFactory = Arc::new(move || wiring.worker_services());
         let http = &config.http;
@@ -162,7 +172,16 @@ impl Application {
             auth = if http.api_keys.is_empty() { "off" } else { "api-keys" },
             "listening"
         );
-        Ok(Self { server, address, pools, worker, metrics, shutdown_grace: http.shutdown_timeout })
+        Ok(Self {
+            server,
+            address,
+            pools,
+            worker,
+            deliveries,
+            alert_store,
+            metrics,
+            shutdown_grace: http.shutdown_timeout,
+        })
     }
 
     /// The bound address (useful with `PORT=0`).
@@ -209,6 +228,18 @@ impl Application {
             });
         }
         let token = supervisor.token();
+        let deliveries = self.deliveries;
+        supervisor.spawn("notification-delivery", async move {
+            deliveries.run(token, grace).await;
+            Ok(())
+        });
+        let token = supervisor.token();
+        let alert_store = self.alert_store;
+        supervisor.spawn("alert-gauges", async move {
+            alert_gauges(alert_store, token).await;
+            Ok(())
+        });
+        let token = supervisor.token();
         let metrics = self.metrics;
         supervisor.spawn("metrics-upkeep", async move {
             metrics_upkeep(metrics, token).await;
@@ -232,11 +263,13 @@ impl Worker {
 /// sampling on its own interval.
 fn worker(
     monitor: &MonitorConfig,
+    alerts: &AlertsConfig,
     store: &PostgresStore,
     cipher: &Arc<dyn SecretCipher>,
     clock: &Arc<dyn Clock>,
+    owner: &LeaseOwner,
 ) -> anyhow::Result<Worker> {
-    let owner = LeaseOwner::new(lease_owner());
+    let owner = owner.clone();
     let leases: Arc<dyn LeaseStore> = Arc::new(PostgresLeaseStore::new(store.clone()));
     let wal: Arc<dyn WalMetricsRepository> = Arc::new(PostgresWalMetricsRepository::new(store.clone()));
     let system: Arc<dyn SystemMetricsRepository> = Arc::new(PostgresSystemMetricsRepository::new(store.clone()));
@@ -246,7 +279,10 @@ fn worker(
         SamplingPorts {
             sources: Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher))),
             probe: Arc::new(PostgresSourceProbe::new()),
-            recording: Arc::new(SampleRecorder::new(Arc::clone(&wal))),
+            recording: Arc::new(SampleRecorder::new(Arc::clone(&wal)).with_alerts(AlertEvaluator::new(
+                Arc::new(PostgresAlertStore::new(store.clone())),
+                alerts.renotify.as_secs(),
+            ))),
             clock: Arc::clone(clock),
         },
         sampling,
@@ -291,6 +327,69 @@ fn worker(
         "WAL monitor configured"
     );
     Ok(Worker { sampling, retention, host })
+}
+
+/// The delivery of alert notifications, in every process (with or without the WAL monitor: a
+/// source deleted or an alert acknowledged through the API also writes deliveries).
+fn delivery_runner(
+    alerts: &AlertsConfig,
+    store: &PostgresStore,
+    cipher: &Arc<dyn SecretCipher>,
+    clock: &Arc<dyn Clock>,
+    owner: LeaseOwner,
+) -> anyhow::Result<Runner<Delivering>> {
+    let deliveries: Arc<dyn DeliveryStore> = Arc::new(PostgresDeliveryStore::new(store.clone(), Arc::clone(cipher)));
+    let notifier: Arc<dyn Notifier> =
+        Arc::new(HttpNotifier::new(alerts.notify_timeout).context("building the notification client")?);
+    let policy = RetryPolicy { max_age_seconds: alerts.notify_max_age.as_secs() };
+    Ok(Runner::new(
+        Arc::new(Delivering::new(deliveries, notifier, Arc::clone(clock), policy)),
+        Arc::new(PostgresLeaseStore::new(store.clone())),
+        Arc::clone(clock),
+        RunnerSettings {
+            concurrency: alerts.notify_concurrency,
+            // An attempt takes at most the timeout; the lease outlives it with room to record.
+            lease: alerts.notify_timeout * 3 + Duration::from_secs(30),
+            poll: DELIVERY_POLL,
+            record_batch: RECORD_BATCH,
+            owner,
+        },
+    ))
+}
+
+/// How often every process looks for due deliveries (a new one waits at most this long, and a
+/// retry due in 1 s at most this much more).
+const DELIVERY_POLL: Duration = Duration::from_millis(500);
+/// How often `rosetta_alerts_firing` is refreshed from the store.
+const ALERT_GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `rosetta_alerts_firing{rule,severity}` current: every rule and severity, 0 when none
+/// fire (the count is of the whole metadata database, the same in every process).
+async fn alert_gauges(store: Arc<dyn AlertStore>, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(ALERT_GAUGES_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store.firing_counts().await {
+            Ok(counts) => {
+                for rule in AlertRule::ALL {
+                    for severity in Severity::ALL {
+                        let firing = counts
+                            .iter()
+                            .find(|(r, s, _)| *r == rule && *s == severity)
+                            .map_or(0, |(_, _, count)| *count);
+                        #[allow(clippy::cast_precision_loss)]
+                        metrics::gauge!("rosetta_alerts_firing", "rule" => rule.as_str(), "severity" => severity.as_str())
+                            .set(firing as f64);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "counting firing alerts failed"),
+        }
+    }
 }
 
 /// WAL samples recorded per transaction, at most.
@@ -352,9 +451,21 @@ struct ServiceWiring {
     clock: Arc<dyn Clock>,
     heartbeat: Option<Arc<dyn MonitorHeartbeat>>,
     readiness_timeout: Duration,
+    notify_timeout: Duration,
 }
 
 impl ServiceWiring {
+    /// This worker's sender of test notifications (its connections live on the worker's runtime).
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        match HttpNotifier::new(self.notify_timeout) {
+            Ok(notifier) => Arc::new(notifier),
+            Err(error) => {
+                tracing::error!(error = %error, "cannot build a worker's notification client");
+                Arc::new(Unavailable)
+            }
+        }
+    }
+
     /// The services of one worker, over a pool of its own.
     fn worker_services(&self) -> ApiServices {
         let store = self.pools.open().unwrap_or_else(|error| {
@@ -380,12 +491,39 @@ impl ServiceWiring {
                 Arc::new(PostgresWalMetricsRepository::new(store.clone())),
                 Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
             )),
+            alerts: Arc::new(AlertManager::new(Arc::new(PostgresAlertStore::new(store.clone())), Arc::clone(clock))),
+            channels: Arc::new(ChannelManager::new(
+                Arc::new(PostgresChannelRepository::new(store.clone(), Arc::clone(cipher))),
+                Arc::new(PostgresDeliveryStore::new(store.clone(), Arc::clone(cipher))),
+                self.notifier(),
+                Arc::clone(clock),
+            )),
             health: Arc::new(ReadinessChecker::new(
                 Arc::new(store),
                 self.readiness_timeout,
                 self.heartbeat.clone(),
                 Arc::clone(clock),
             )),
+        }
+    }
+}
+
+/// A notifier that cannot send (its HTTP client could not be built); every send says so.
+#[derive(Debug)]
+struct Unavailable;
+
+#[async_trait::async_trait]
+impl Notifier for Unavailable {
+    async fn send(
+        &self,
+        _: &rosetta_domain::ChannelTarget,
+        _: &rosetta_ports::alerts::Message,
+        _: rosetta_domain::Timestamp,
+    ) -> rosetta_domain::SendResult {
+        rosetta_domain::SendResult {
+            status_code: None,
+            error: Some("this process cannot send notifications (see its log)".into()),
+            duration_ms: 0,
         }
     }
 }

@@ -5,9 +5,11 @@
 //!   through the leases every server process shares (`rosetta_ports::jobs`).
 //! * [`sampling`]: WAL sampling, one item per source.
 //! * [`retention`]: deleting history past its retention, one standing item.
+//! * [`delivery`]: sending alert notifications, one item per pending delivery.
 //! * [`host`]: host CPU / memory / swap, sampled by each process of its own host.
 //! * [`probe`]: the tokio-postgres probe that reads a source's WAL.
 
+pub mod delivery;
 pub mod gauges;
 pub mod host;
 pub mod probe;
@@ -15,6 +17,7 @@ pub mod retention;
 pub mod runner;
 pub mod sampling;
 
+pub use delivery::Delivering;
 pub use gauges::SourceGauges;
 pub use host::{HostProbeUnavailable, HostSampling, SysinfoHostProbe};
 pub use probe::PostgresSourceProbe;

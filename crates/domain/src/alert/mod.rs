@@ -2,6 +2,7 @@
 //! alert from firing to resolved (SPEC, "Alerts and notifications"). Pure: the caller loads what
 //! an evaluation reads and writes what it returns.
 
+mod entity;
 mod lifecycle;
 mod rule;
 mod units;
@@ -9,6 +10,7 @@ mod units;
 #[cfg(test)]
 mod tests;
 
+pub use entity::{Alert, AlertFilter};
 pub use lifecycle::{
     AlertChange, AlertKey, AlertMemory, AlertState, AlertUpdate, EffectiveRules, Evaluation, EvaluationInput,
     FiringAlert, NewAlert, NotificationType, Observation, RateBaseline, Reading, ResolveReason, Watch, evaluate,

@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use rosetta_domain::{
-    DestinationId, DestinationName, PageLimit, PgDatabase, PgHost, PgPort, PgUsername, PipelineId, PipelineName,
-    PipelineStatus, PublicationName, ReplicationId, Secret, ShortText, SnowflakeAccount, SourceId, SourceName,
-    Timestamp,
+    AlertId, AlertRule, AlertState, ChannelId, ChannelKind, ChannelName, ChannelUrl, DestinationId, DestinationName,
+    PageLimit, PgDatabase, PgHost, PgPort, PgUsername, PipelineId, PipelineName, PipelineStatus, PublicationName,
+    ReplicationId, Secret, Severity, ShortText, SigningSecret, SnowflakeAccount, SourceId, SourceName, Timestamp,
 };
 use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -187,6 +187,116 @@ impl TextInput for Timestamp {
                     "Input should be an RFC 3339 date-time with an offset, e.g. 2026-01-14T10:06:33Z",
                 )
             })
+    }
+}
+
+/// Defines [`JsonInput`] and [`TextInput`] for an enum from its wire names.
+macro_rules! enum_input {
+    ($type:ty, $all:expr) => {
+        impl JsonInput for $type {
+            fn schema() -> Object {
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some($all.map(<$type>::as_str))).build()
+            }
+            fn read(value: Value) -> Result<Self, Problem> {
+                read_text(value, |text| text.parse())
+            }
+        }
+
+        impl TextInput for $type {
+            fn schema() -> Object {
+                <$type as JsonInput>::schema()
+            }
+            fn parse(raw: &str) -> Result<Self, Problem> {
+                raw.parse().map_err(Problem::from)
+            }
+        }
+    };
+}
+
+enum_input!(AlertRule, AlertRule::ALL);
+enum_input!(Severity, Severity::ALL);
+enum_input!(ChannelKind, ChannelKind::ALL);
+enum_input!(AlertState, [AlertState::Firing, AlertState::Resolved]);
+
+id_input!(AlertId, ChannelId);
+json_text!(ChannelName, string_schema(1, 255, Some(NAME_PATTERN)));
+
+impl JsonInput for bool {
+    fn schema() -> Object {
+        ObjectBuilder::new().schema_type(Type::Boolean).build()
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        match value {
+            Value::Bool(flag) => Ok(flag),
+            _ => Err(Problem::new("bool_type", "Input should be a valid boolean")),
+        }
+    }
+}
+
+/// An `http`/`https` URL; write-only (it is a credential).
+impl JsonInput for ChannelUrl {
+    fn schema() -> Object {
+        let mut schema = string_schema(1, ChannelUrl::MAX_CHARS, Some(URL_PATTERN));
+        schema.write_only = Some(true);
+        schema
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        read_text(value, ChannelUrl::parse)
+    }
+}
+
+/// An absolute `http`/`https` URL with a host, optional user info and port (1–65535), no white
+/// space or control characters.
+const URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#\s\u0000-\u001F\u007F-\u009F]*@)?(\[[^\]/?#\s]*\]|[A-Za-z0-9._%-]+)(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$";
+
+/// A webhook signing secret (16–1024 characters); write-only.
+impl JsonInput for SigningSecret {
+    fn schema() -> Object {
+        let mut schema = string_schema(SigningSecret::MIN_CHARS, Secret::MAX_CHARS, None);
+        schema.write_only = Some(true);
+        schema
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        read_text(value, SigningSecret::parse)
+    }
+}
+
+/// A threshold of an alert rule, in the rule's unit: 1 to 2^63 − 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Threshold(pub u64);
+
+impl JsonInput for Threshold {
+    fn schema() -> Object {
+        integer_schema(Some(1), Some(i64::MAX))
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        read_integer(value, Ok).and_then(|raw| match u64::try_from(raw) {
+            Ok(threshold) if threshold >= 1 => Ok(Self(threshold)),
+            _ => Err(Problem::new("greater_than_equal", "Input should be greater than or equal to 1")),
+        })
+    }
+}
+
+/// A duration of an alert rule in seconds, 0 to 30 days (`window_seconds` refuses 0 itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RuleSeconds(pub u64);
+
+impl RuleSeconds {
+    const MAX: i64 = 30 * 86_400;
+}
+
+impl JsonInput for RuleSeconds {
+    fn schema() -> Object {
+        integer_schema(Some(0), Some(Self::MAX))
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        read_integer(value, Ok).and_then(|raw| match u64::try_from(raw) {
+            Ok(seconds) if raw <= Self::MAX => Ok(Self(seconds)),
+            Ok(_) => {
+                Err(Problem::new("less_than_equal", format!("Input should be less than or equal to {}", Self::MAX)))
+            }
+            Err(_) => Err(Problem::new("greater_than_equal", "Input should be greater than or equal to 0")),
+        })
     }
 }
 

@@ -2,6 +2,8 @@
 //! (each declared once, see [`crate::input`]) and its handlers. A handler parses its input,
 //! calls one inbound port method and maps the result.
 
+pub(crate) mod alerts;
+pub(crate) mod channels;
 pub(crate) mod destinations;
 pub(crate) mod health;
 pub(crate) mod meta;

@@ -116,7 +116,7 @@ async fn head_is_served_wherever_get_is() {
 }
 
 /// Every route of the API, with the prefix.
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 45] = [
     ("/health", "get"),
     ("/openapi.json", "get"),
     ("/docs", "get"),
@@ -147,6 +147,21 @@ const ROUTES: [(&str, &str); 30] = [
     ("/api/v1/wal-monitor", "get"),
     ("/api/v1/wal-monitor/sources/{source_id}", "get"),
     ("/api/v1/metrics/system", "get"),
+    ("/api/v1/alerts", "get"),
+    ("/api/v1/alerts/{id}", "get"),
+    ("/api/v1/alerts/{id}/ack", "post"),
+    ("/api/v1/alert-rules", "get"),
+    ("/api/v1/alert-rules/{rule}", "patch"),
+    ("/api/v1/sources/{id}/alert-rules", "get"),
+    ("/api/v1/sources/{id}/alert-rules/{rule}", "patch"),
+    ("/api/v1/sources/{id}/alert-rules/{rule}", "delete"),
+    ("/api/v1/notification-channels", "get"),
+    ("/api/v1/notification-channels", "post"),
+    ("/api/v1/notification-channels/{id}", "get"),
+    ("/api/v1/notification-channels/{id}", "patch"),
+    ("/api/v1/notification-channels/{id}", "delete"),
+    ("/api/v1/notification-channels/{id}/test", "post"),
+    ("/api/v1/notification-channels/{id}/deliveries", "get"),
 ];
 
 fn operations(document: &Value) -> BTreeSet<(String, String)> {

@@ -26,6 +26,7 @@ use rosetta_domain::{
     PipelineId, PipelineMetadata, PipelineName, PipelineStatus, PublicationName, ReplicationId, ShortText,
     SnowflakeAccount, SnowflakeSettings, Source, SourceId, SourceName, Timestamp,
 };
+use rosetta_ports::alerts::{MockAlertService, MockChannelService};
 use rosetta_ports::inbound::{MockDestinationService, MockHealthService, MockPipelineService, MockSourceService};
 use rosetta_ports::wal::MockWalMonitorService;
 use serde_json::Value;
@@ -44,6 +45,8 @@ pub(crate) struct Mocks {
     pub pipelines: MockPipelineService,
     pub health: MockHealthService,
     pub wal_monitor: MockWalMonitorService,
+    pub alerts: MockAlertService,
+    pub channels: MockChannelService,
 }
 
 impl Mocks {
@@ -55,6 +58,8 @@ impl Mocks {
             pipelines: Arc::new(self.pipelines),
             health: Arc::new(self.health),
             wal_monitor: Arc::new(self.wal_monitor),
+            alerts: Arc::new(self.alerts),
+            channels: Arc::new(self.channels),
         }
     }
 }

@@ -1,0 +1,11 @@
+DROP TRIGGER sources_alerts_resolved ON sources;
+DROP FUNCTION rosetta_source_alerts_resolved();
+DELETE FROM leases WHERE queue = 'notification_delivery';
+DROP TABLE deliveries;
+DROP FUNCTION rosetta_delivery_created();
+DROP FUNCTION rosetta_delivery_deleted();
+DROP TABLE notification_channels;
+DROP TABLE alert_memory;
+DROP TABLE alerts;
+DROP TABLE source_alert_rules;
+DROP TABLE alert_rules;

@@ -1,0 +1,259 @@
+//! Black-box tests of alerts and notifications: the real server, real source clusters with real
+//! slots, and real HTTP receivers.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use rosetta_test_support::{ClusterOptions, PgCluster};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::receiver::{Receiver, Reply};
+use support::{TestApp, fresh_database};
+
+const SIGNING_SECRET: &str = "a-signing-secret-of-32-characters";
+
+const FAST: &[(&str, &str)] =
+    &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2"), ("NOTIFY_TIMEOUT_SECONDS", "1")];
+
+async fn start_cluster(options: ClusterOptions) -> PgCluster {
+    tokio::task::spawn_blocking(move || PgCluster::start(options))
+        .await
+        .expect("join")
+        .expect("throwaway source cluster")
+}
+
+async fn superuser(cluster: &PgCluster) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect to source");
+    tokio::spawn(connection);
+    client
+}
+
+/// A source cluster with an inactive logical slot `idle_cdc` pinning a few MB of WAL.
+async fn cluster_with_idle_slot(options: ClusterOptions) -> (PgCluster, tokio_postgres::Client) {
+    let cluster = start_cluster(options).await;
+    let admin = superuser(&cluster).await;
+    admin.execute("SELECT pg_create_logical_replication_slot('idle_cdc', 'test_decoding')", &[]).await.expect("slot");
+    admin
+        .batch_execute(
+            "CREATE TABLE t(id bigint, pad text); INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;",
+        )
+        .await
+        .expect("generate WAL");
+    (cluster, admin)
+}
+
+async fn register(app: &TestApp, name: &str, cluster: &PgCluster) -> i64 {
+    let body = json!({
+        "name": name, "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
+        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
+    });
+    let response = app.post("/api/v1/sources", &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id")
+}
+
+async fn channel(app: &TestApp, body: Value) -> i64 {
+    let response = app.post("/api/v1/notification-channels", &body).await;
+    let status = response.status();
+    let created: Value = response.json().await.expect("JSON");
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_i64().expect("id")
+}
+
+/// Only `rules` are on for source `id`, with the given settings (the others disabled).
+async fn only_rules(app: &TestApp, id: i64, rules: &[(&str, Value)]) {
+    let all: Value = app.get(&format!("/api/v1/sources/{id}/alert-rules")).await.json().await.expect("JSON");
+    for rule in all.as_array().expect("rules") {
+        let name = rule["rule"].as_str().expect("name");
+        let body = rules.iter().find(|(r, _)| *r == name).map_or(json!({"enabled": false}), |(_, body)| body.clone());
+        let response = app.patch(&format!("/api/v1/sources/{id}/alert-rules/{name}"), &body).await;
+        let status = response.status();
+        let text = response.text().await.expect("text");
+        assert_eq!(status, StatusCode::OK, "{name}: {text}");
+    }
+}
+
+async fn poll(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let body: Value = app.get(path).await.json().await.expect("JSON");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied the condition; last body: {body:#}\n{}", app.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn firing<'a>(alerts: &'a Value, rule: &str) -> Option<&'a Value> {
+    alerts.as_array()?.iter().find(|alert| alert["rule"] == rule && alert["state"] == "FIRING")
+}
+
+/// Checks a Standard Webhooks signature the way a receiver would, from the secret alone.
+fn signature_is_valid(request: &support::receiver::Received) -> bool {
+    let (Some(id), Some(timestamp), Some(signature)) = (
+        request.headers.get("webhook-id"),
+        request.headers.get("webhook-timestamp"),
+        request.headers.get("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).expect("key");
+    mac.update(format!("{id}.{timestamp}.{}", request.body).as_bytes());
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|candidate| candidate == expected)
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.client.get(app.url("/metrics")).send().await.expect("GET").text().await.expect("text")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_over_its_threshold_fires_and_the_signed_webhook_arrives_once_after_retries() {
+    let (source, admin) = cluster_with_idle_slot(ClusterOptions::default()).await;
+    // Fails twice with 500, then accepts.
+    let receiver = Receiver::start(|n| if n < 2 { Reply::Status(500) } else { Reply::Status(204) }).await;
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST).await;
+    let channel_id = channel(
+        &app,
+        json!({"name": "ops", "kind": "webhook", "url": format!("{}/hooks/rosetta?token=t0ps3cret", receiver.url),
+               "signing_secret": SIGNING_SECRET}),
+    )
+    .await;
+    let shown: Value =
+        app.get(&format!("/api/v1/notification-channels/{channel_id}")).await.json().await.expect("JSON");
+    assert_eq!(shown["url_host"], receiver.url.as_str());
+    assert_eq!(shown["has_signing_secret"], true);
+    assert!(!shown.to_string().contains("t0ps3cret") && !shown.to_string().contains(SIGNING_SECRET), "{shown}");
+
+    let id = register(&app, "orders", &source).await;
+    only_rules(&app, id, &[("slot_retained_bytes", json!({"warning": 1_048_576, "critical": null}))]).await;
+
+    let alerts = poll(&app, "/api/v1/alerts?state=FIRING", Duration::from_secs(15), |alerts| {
+        firing(alerts, "slot_retained_bytes").is_some()
+    })
+    .await;
+    let alert = firing(&alerts, "slot_retained_bytes").expect("alert").clone();
+    assert_eq!((alert["severity"].as_str(), alert["slot_name"].as_str()), (Some("warning"), Some("idle_cdc")));
+    assert_eq!((alert["source_id"].as_i64(), alert["threshold"].as_i64()), (Some(id), Some(1_048_576)));
+    assert!(alert["value"].as_i64().is_some_and(|v| v > 1_048_576), "{alert}");
+    assert!(alert["summary"].as_str().is_some_and(|s| s.contains("idle_cdc") && s.contains("MiB")), "{alert}");
+
+    // Two 500s, then a 2xx: three attempts, one delivery id, each signed.
+    let received = receiver.wait_for(3, Duration::from_secs(20)).await;
+    let ids: Vec<&String> = received.iter().filter_map(|r| r.headers.get("webhook-id")).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] == pair[1]), "one delivery id across attempts: {ids:?}");
+    assert!(received.iter().all(signature_is_valid), "every attempt is signed: {received:#?}");
+    assert!(received.iter().all(|r| r.method == "POST" && r.path == "/hooks/rosetta?token=t0ps3cret"));
+    let payload: Value = serde_json::from_str(&received[2].body).expect("JSON body");
+    assert_eq!(payload["type"], "alert.firing");
+    assert_eq!(payload["data"]["id"], alert["id"]);
+    assert_eq!(payload["data"]["rule"], "slot_retained_bytes");
+
+    let deliveries =
+        poll(&app, &format!("/api/v1/notification-channels/{channel_id}/deliveries"), Duration::from_secs(10), |d| {
+            d[0]["state"] == "DELIVERED"
+        })
+        .await;
+    assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "{deliveries}");
+    assert_eq!((deliveries[0]["attempts"].as_u64(), deliveries[0]["status_code"].as_u64()), (Some(3), Some(204)));
+    assert_eq!(deliveries[0]["type"], "alert.firing");
+    // Exactly one delivery: nothing more arrives while the alert keeps firing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 3, "no duplicate while firing");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics(&app).await;
+        let gauge = text.lines().any(|line| {
+            line.starts_with("rosetta_alerts_firing{")
+                && line.contains("rule=\"slot_retained_bytes\"")
+                && line.contains("severity=\"warning\"")
+                && line.ends_with(" 1")
+        });
+        let counted = text.lines().any(|line| {
+            line.starts_with("rosetta_notifications_total{")
+                && line.contains("kind=\"webhook\"")
+                && line.contains("outcome=\"delivered\"")
+        });
+        if gauge && counted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alert metrics missing:\n{text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Acknowledged: still firing, and stays acknowledged.
+    let acked: Value =
+        app.post(&format!("/api/v1/alerts/{}/ack", alert["id"]), &json!({})).await.json().await.expect("JSON");
+    assert_eq!(acked["state"], "FIRING");
+    assert!(acked["acknowledged_at"].is_string(), "{acked}");
+
+    // The slot is consumed: resolved after two good samples, and notified.
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    admin.batch_execute("CHECKPOINT; INSERT INTO t VALUES (0, 'x');").await.expect("checkpoint");
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    poll(&app, &format!("/api/v1/alerts/{}", alert["id"]), Duration::from_secs(15), |a| a["state"] == "RESOLVED").await;
+    let received = receiver.wait_for(4, Duration::from_secs(10)).await;
+    let resolved: Value = serde_json::from_str(&received[3].body).expect("JSON body");
+    assert_eq!(resolved["type"], "alert.resolved");
+    assert_eq!(resolved["data"]["state"], "RESOLVED");
+    assert!(!app.logs().contains("t0ps3cret") && !app.logs().contains(SIGNING_SECRET), "no secret in the log");
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusing_receiver_fails_at_once_and_a_silent_one_is_bounded_by_the_timeout() {
+    let (source, admin) = cluster_with_idle_slot(ClusterOptions::default()).await;
+    let refusing = Receiver::start(|_| Reply::Status(400)).await;
+    let silent = Receiver::start(|_| Reply::Hang).await;
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST).await;
+    let refusing_id = channel(&app, json!({"name": "refusing", "kind": "webhook", "url": refusing.url})).await;
+    let silent_id = channel(&app, json!({"name": "silent", "kind": "slack", "url": silent.url})).await;
+    let id = register(&app, "orders", &source).await;
+    only_rules(&app, id, &[("slot_inactive", json!({"for_seconds": 0}))]).await;
+
+    let deliveries =
+        poll(&app, &format!("/api/v1/notification-channels/{refusing_id}/deliveries"), Duration::from_secs(15), |d| {
+            d[0]["state"] == "FAILED"
+        })
+        .await;
+    assert_eq!((deliveries[0]["attempts"].as_u64(), deliveries[0]["status_code"].as_u64()), (Some(1), Some(400)));
+    assert!(!refusing.received()[0].headers.contains_key("webhook-signature"), "no secret: unsigned");
+
+    let started = Instant::now();
+    let deliveries =
+        poll(&app, &format!("/api/v1/notification-channels/{silent_id}/deliveries"), Duration::from_secs(15), |d| {
+            d[0]["attempts"].as_u64().is_some_and(|attempts| attempts >= 1)
+        })
+        .await;
+    println!("first attempt to the silent receiver recorded after {:?}", started.elapsed());
+    assert_eq!(deliveries[0]["state"], "PENDING", "a timeout is retried: {deliveries}");
+    assert!(deliveries[0]["error"].as_str().is_some_and(|e| e.contains("no answer within 1 s")), "{deliveries}");
+    assert!(deliveries[0]["next_attempt_at"].is_string());
+    let slack: Value = serde_json::from_str(&silent.received()[0].body).expect("JSON body");
+    assert!(slack["text"].as_str().is_some_and(|t| t.contains("WARNING") && t.contains("idle_cdc")), "{slack}");
+
+    // A test message is sent once, now, and says what happened.
+    let test: Value = app
+        .post(&format!("/api/v1/notification-channels/{refusing_id}/test"), &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!((test["delivered"].as_bool(), test["status_code"].as_u64()), (Some(false), Some(400)), "{test}");
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}
