@@ -2,7 +2,10 @@
 # Installs what the test suite needs beyond Rust and PostgreSQL into .tools/ (ignored by git),
 # pinned, and only when missing or at another version: `make test` and `.ci/run` call it.
 #
-#   .tools/venv   schemathesis (the OpenAPI contract test, tests/contract.rs)
+#   .tools/venv     schemathesis (the OpenAPI contract test, tests/contract.rs)
+#   .tools/debian   promtool (checks and unit-tests deploy/prometheus/rosetta-rules.yml) and
+#                   Alertmanager (tests/alerts.rs delivers to a real one), from Debian's
+#                   packages, unpacked without installing (apt checks their SHA256)
 #
 # Prints nothing when everything is already in place. ROSETTA_TOOLS_DIR overrides the location.
 set -euo pipefail
@@ -24,5 +27,31 @@ install_schemathesis() {
     touch "$stamp"
 }
 
+# Debian packages unpacked into $TOOLS/debian: no root, nothing installed system-wide.
+DEBIAN_PACKAGES="prometheus=2.42.0+ds-5+deb12u1 prometheus-alertmanager=0.25.0-1+b4"
+
+install_debian_tools() {
+    local root="$TOOLS/debian" stamp="$TOOLS/debian/.packages-${DEBIAN_PACKAGES// /_}"
+    [[ -f "$stamp" && -x "$root/usr/bin/promtool" && -x "$root/usr/bin/prometheus-alertmanager" ]] && return
+    log "unpacking $DEBIAN_PACKAGES into $root"
+    rm -rf "$root" "$TOOLS/debs"
+    mkdir -p "$root" "$TOOLS/debs"
+    # shellcheck disable=SC2086
+    (cd "$TOOLS/debs" && apt-get download $DEBIAN_PACKAGES >/dev/null) || {
+        log "apt-get download failed; trying after apt-get update"
+        apt-get update -qq >/dev/null
+        # shellcheck disable=SC2086
+        (cd "$TOOLS/debs" && apt-get download $DEBIAN_PACKAGES >/dev/null)
+    }
+    for deb in "$TOOLS"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$root"
+    done
+    rm -rf "$TOOLS/debs"
+    "$root/usr/bin/promtool" --version >&2
+    "$root/usr/bin/prometheus-alertmanager" --version >&2
+    touch "$stamp"
+}
+
 mkdir -p "$TOOLS"
 install_schemathesis
+install_debian_tools

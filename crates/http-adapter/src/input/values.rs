@@ -245,9 +245,9 @@ impl JsonInput for ChannelUrl {
     }
 }
 
-/// An absolute `http`/`https` URL with a host, optional user info and port (1–65535), no white
-/// space or control characters.
-const URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#\s\u0000-\u001F\u007F-\u009F]*@)?(\[[^\]/?#\s]*\]|[A-Za-z0-9._%-]+)(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$";
+/// An absolute `http`/`https` URL with a host name or IPv4 address (no IPv6 literal), optional
+/// user info and port (1–65535), no white space or control characters.
+const URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://([^/?#\s\u0000-\u001F\u007F-\u009F]*@)?[A-Za-z0-9._-]+(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][^\s\u0000-\u001F\u007F-\u009F]*)?$";
 
 /// A webhook signing secret (16–1024 characters); write-only.
 impl JsonInput for SigningSecret {
