@@ -257,3 +257,306 @@ async fn a_refusing_receiver_fails_at_once_and_a_silent_one_is_bounded_by_the_ti
     assert_eq!((test["delivered"].as_bool(), test["status_code"].as_u64()), (Some(false), Some(400)), "{test}");
     admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
 }
+
+/// A real Alertmanager on a free port, its data in a temporary directory; stopped when dropped.
+struct Alertmanager {
+    url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../.tools/debian/usr/bin/prometheus-alertmanager");
+        assert!(binary.exists(), "Alertmanager is not installed at {}: run scripts/test-tools.sh", binary.display());
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(&config, "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n").expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+        // Debian's build reads its default template from /usr/share/prometheus, which is not
+        // installed: it runs in a user and mount namespace of its own where the unpacked
+        // package's share/ is laid over /usr/share (read-only, nothing changes outside).
+        let share = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/debian/usr/share");
+        let script =
+            format!("mount -t overlay overlay -o lowerdir={}:/usr/share /usr/share && exec \"$@\"", share.display());
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
+        let child = std::process::Command::new("unshare")
+            .args(["-rm", "sh", "-c", &script, "alertmanager"])
+            .arg(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start Alertmanager");
+        Alertmanager { url: format!("http://127.0.0.1:{port}"), child, _dir: dir }
+    }
+
+    async fn alerts(&self, client: &reqwest::Client) -> Option<Value> {
+        client.get(format!("{}/api/v2/alerts", self.url)).send().await.ok()?.json().await.ok()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_alert_appears_in_a_real_alertmanager_with_its_labels_and_leaves_when_resolved() {
+    let (source, admin) = cluster_with_idle_slot(ClusterOptions::default()).await;
+    let alertmanager = Alertmanager::start();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alertmanager.alerts(&client).await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager did not start at {}: {}",
+            alertmanager.url,
+            std::fs::read_to_string(alertmanager._dir.path().join("alertmanager.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST).await;
+    channel(&app, json!({"name": "am", "kind": "alertmanager", "url": alertmanager.url})).await;
+    let id = register(&app, "orders-primary", &source).await;
+    only_rules(&app, id, &[("slot_retained_bytes", json!({"warning": 1_048_576, "critical": null}))]).await;
+
+    let ours = |alerts: &Value| {
+        alerts.as_array().and_then(|alerts| {
+            alerts.iter().find(|alert| alert["labels"]["alertname"] == "slot_retained_bytes").cloned()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let alert = loop {
+        if let Some(alert) = alertmanager.alerts(&client).await.as_ref().and_then(ours) {
+            break alert;
+        }
+        assert!(Instant::now() < deadline, "no alert reached Alertmanager:\n{}", app.logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let labels = &alert["labels"];
+    assert_eq!(labels["severity"], "warning");
+    assert_eq!(labels["source"], "orders-primary");
+    assert_eq!(labels["source_id"], id.to_string());
+    assert_eq!(labels["slot_name"], "idle_cdc");
+    assert!(alert["annotations"]["summary"].as_str().is_some_and(|s| s.contains("idle_cdc")), "{alert}");
+    assert_eq!(alert["status"]["state"], "active");
+
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    admin.batch_execute("CHECKPOINT; INSERT INTO t VALUES (0, 'x');").await.expect("checkpoint");
+    admin
+        .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
+        .await
+        .expect("consume");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = alertmanager.alerts(&client).await.unwrap_or(Value::Null);
+        if ours(&now).is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the resolved alert stayed in Alertmanager: {now}\n{}", app.logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}
+
+async fn alert_of(app: &TestApp, rule: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let alerts = poll(app, &format!("/api/v1/alerts?rule={rule}&limit=1000"), limit, |alerts| {
+        alerts.as_array().is_some_and(|alerts| alerts.iter().any(&done))
+    })
+    .await;
+    alerts.as_array().and_then(|alerts| alerts.iter().find(|a| done(a)).cloned()).expect("alert")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_physical_slot_is_critical_while_a_pipeline_should_run_and_a_dropped_slot_is_noticed() {
+    let source = start_cluster(ClusterOptions::default()).await;
+    let admin = superuser(&source).await;
+    admin.execute("SELECT pg_create_physical_replication_slot('standby', true)", &[]).await.expect("slot");
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST).await;
+    let id = register(&app, "orders", &source).await;
+    let destination: Value =
+        app.post("/api/v1/destinations", &support::destination_body("warehouse")).await.json().await.expect("JSON");
+    let pipeline: Value = app
+        .post("/api/v1/pipelines", &json!({"name": "orders-cdc", "source_id": id, "destination_id": destination["id"]}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let pipeline_id = pipeline["id"].as_i64().expect("pipeline id");
+    only_rules(
+        &app,
+        id,
+        &[
+            ("slot_inactive", json!({"for_seconds": 0})),
+            ("slot_dropped", json!({})),
+            ("source_unreachable", json!({"for_seconds": 2})),
+        ],
+    )
+    .await;
+
+    // A new pipeline's desired status is START: something should be consuming.
+    let inactive = alert_of(&app, "slot_inactive", Duration::from_secs(15), |a| a["state"] == "FIRING").await;
+    assert_eq!((inactive["severity"].as_str(), inactive["slot_name"].as_str()), (Some("critical"), Some("standby")));
+    let paused = app.post(&format!("/api/v1/pipelines/{pipeline_id}/pause"), &json!({})).await;
+    assert!(paused.status().is_success(), "{}", paused.text().await.unwrap_or_default());
+    let de_escalated = poll(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| {
+        a["severity"] == "warning"
+    })
+    .await;
+    assert_eq!(de_escalated["state"], "FIRING", "the same alert, less severe");
+
+    // Dropped: slot_dropped fires, the inactive alert resolves (its slot is gone).
+    admin.execute("SELECT pg_drop_replication_slot('standby')", &[]).await.expect("drop");
+    let dropped = alert_of(&app, "slot_dropped", Duration::from_secs(10), |a| a["state"] == "FIRING").await;
+    assert_eq!(dropped["slot_name"], "standby");
+    poll(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| a["state"] == "RESOLVED")
+        .await;
+    // Acknowledging a dropped slot's alert ends it.
+    let acked: Value =
+        app.post(&format!("/api/v1/alerts/{}/ack", dropped["id"]), &json!({})).await.json().await.expect("JSON");
+    assert_eq!(acked["state"], "RESOLVED");
+
+    // Stopped: unreachable after for_seconds of errors, resolved by the first good sample.
+    source.stop().expect("stop the source");
+    let unreachable = alert_of(&app, "source_unreachable", Duration::from_secs(15), |a| a["state"] == "FIRING").await;
+    assert!(unreachable["slot_name"].is_null());
+    assert!(
+        unreachable["summary"].as_str().is_some_and(|s| s.starts_with("orders could not be sampled")),
+        "{unreachable}"
+    );
+    source.start_again().expect("start the source again");
+    poll(&app, &format!("/api/v1/alerts/{}", unreachable["id"]), Duration::from_secs(20), |a| a["state"] == "RESOLVED")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_near_max_slot_wal_keep_size_counts_down_goes_unreserved_then_lost() {
+    let source = start_cluster(
+        ClusterOptions::default().setting("max_wal_size", "1GB").setting("max_slot_wal_keep_size", "32MB"),
+    )
+    .await;
+    let admin = superuser(&source).await;
+    admin.execute("SELECT pg_create_logical_replication_slot('cdc', 'test_decoding')", &[]).await.expect("slot");
+    admin.batch_execute("CREATE TABLE t(id bigint, pad text)").await.expect("table");
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST).await;
+    let id = register(&app, "orders", &source).await;
+    only_rules(
+        &app,
+        id,
+        &[
+            ("slot_time_to_lost", json!({"warning": 86_400, "critical": 3_600, "window_seconds": 60})),
+            ("slot_unreserved", json!({})),
+            ("slot_lost", json!({})),
+        ],
+    )
+    .await;
+
+    // A steady WAL rate while the slot holds its WAL: the countdown to lost fires.
+    let writer = {
+        let admin = superuser(&source).await;
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                if admin
+                    .batch_execute("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let countdown = alert_of(&app, "slot_time_to_lost", Duration::from_secs(20), |a| a["state"] == "FIRING").await;
+    println!("time to lost: {}", countdown["summary"]);
+    assert!(countdown["value"].as_i64().is_some_and(|left| left <= 86_400), "{countdown}");
+    writer.abort();
+
+    // Past max_slot_wal_keep_size: unreserved, then lost at the checkpoint.
+    admin
+        .batch_execute("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 400000) g")
+        .await
+        .expect("generate WAL");
+    let unreserved = alert_of(&app, "slot_unreserved", Duration::from_secs(15), |a| a["state"] == "FIRING").await;
+    assert_eq!(unreserved["severity"], "critical");
+    admin.batch_execute("CHECKPOINT").await.expect("checkpoint");
+    let lost = alert_of(&app, "slot_lost", Duration::from_secs(15), |a| a["state"] == "FIRING").await;
+    assert_eq!((lost["severity"].as_str(), lost["slot_name"].as_str()), (Some("critical"), Some("cdc")));
+    admin.execute("SELECT pg_drop_replication_slot('cdc')", &[]).await.expect("drop slot");
+}
+
+/// The pid in a lease owner (`host:pid:random`).
+fn owner_pid(owner: &str) -> Option<u32> {
+    owner.split(':').nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_notify_each_transition_once_a_killed_one_loses_nothing_and_a_restart_forgets_nothing() {
+    let (source, admin) = cluster_with_idle_slot(ClusterOptions::default()).await;
+    // The first attempt never gets an answer; the next ones are accepted.
+    let receiver = Receiver::start(|n| if n == 0 { Reply::Hang } else { Reply::Status(200) }).await;
+    let database = fresh_database().await;
+    let env: &[(&str, &str)] =
+        &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2"), ("NOTIFY_TIMEOUT_SECONDS", "3")];
+    let first = TestApp::spawn_with(database.url(), env).await;
+    let second = TestApp::spawn_with(database.url(), env).await;
+    let mut apps = vec![first, second];
+    channel(&apps[0], json!({"name": "ops", "kind": "webhook", "url": receiver.url})).await;
+    let id = register(&apps[0], "orders", &source).await;
+    only_rules(&apps[0], id, &[("slot_retained_bytes", json!({"warning": 1_048_576, "critical": null}))]).await;
+
+    // Whoever sends the first attempt is killed while the receiver holds it.
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("metadata");
+    tokio::spawn(connection);
+    let owner: String = client
+        .query_one("SELECT owner FROM leases WHERE queue = 'notification_delivery' AND owner IS NOT NULL", &[])
+        .await
+        .expect("the delivery is leased")
+        .get(0);
+    let pid = owner_pid(&owner).expect("pid in the owner");
+    let victim = apps.iter().position(|app| app.pid() == pid).expect("one of ours holds it");
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+    assert!(status.success());
+    let killed_at = Instant::now();
+    let survivor = apps.remove(1 - victim);
+
+    // The survivor takes the delivery over once the lease expires: same id, delivered.
+    let received = receiver.wait_for(2, Duration::from_secs(30)).await;
+    println!("delivered by the survivor {:?} after the kill", killed_at.elapsed());
+    assert_eq!(received[0].headers.get("webhook-id"), received[1].headers.get("webhook-id"), "the same delivery");
+    let deliveries: Value =
+        poll(&survivor, "/api/v1/notification-channels/1/deliveries", Duration::from_secs(10), |d| {
+            d[0]["state"] == "DELIVERED"
+        })
+        .await;
+    assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "one transition, one delivery: {deliveries}");
+    let firing: Value = survivor.get("/api/v1/alerts?state=FIRING").await.json().await.expect("JSON");
+    assert_eq!(firing.as_array().map(Vec::len), Some(1), "one firing alert across both processes: {firing}");
+    let alert_id = firing[0]["id"].clone();
+
+    // A restart while the alert fires: the same alert goes on, nothing is sent again.
+    drop(survivor);
+    let restarted = TestApp::spawn_with(database.url(), env).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let firing: Value = restarted.get("/api/v1/alerts?state=FIRING").await.json().await.expect("JSON");
+    assert_eq!(firing.as_array().map(Vec::len), Some(1), "{firing}");
+    assert_eq!(firing[0]["id"], alert_id, "neither re-fired nor forgotten");
+    assert_eq!(receiver.received().len(), 2, "no notification for a restart");
+    let samples: Value = restarted.get(&format!("/api/v1/wal-monitor/sources/{id}")).await.json().await.expect("JSON");
+    assert_eq!(samples["status"], "IDLE", "the restarted process samples again: {samples}");
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}

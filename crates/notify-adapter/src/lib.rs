@@ -34,6 +34,7 @@ pub struct NotifierError(String);
 pub struct HttpNotifier {
     client: reqwest::Client,
     timeout: Duration,
+    alertmanager_hold: Duration,
 }
 
 impl HttpNotifier {
@@ -46,7 +47,15 @@ impl HttpNotifier {
             .user_agent(concat!("rosetta/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NotifierError(e.without_url().to_string()))?;
-        Ok(Self { client, timeout })
+        Ok(Self { client, timeout, alertmanager_hold: Duration::from_secs(8 * 3600) })
+    }
+
+    /// How long Alertmanager keeps a firing alert without hearing of it again (its `endsAt`):
+    /// Alertmanager resolves an alert it is not told about within its `resolve_timeout`
+    /// (5 minutes by default), while Rosetta re-notifies only every `ALERT_RENOTIFY_SECONDS`;
+    /// the server sets this to twice that interval. Default 8 h.
+    pub fn with_alertmanager_hold(self, hold: Duration) -> Self {
+        Self { alertmanager_hold: hold, ..self }
     }
 }
 
@@ -85,10 +94,11 @@ impl Notifier for HttpNotifier {
                 .body(payload::slack(message)),
             ChannelKind::Alertmanager => {
                 let url = format!("{}/api/v2/alerts", target.url.expose().trim_end_matches('/'));
-                self.client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(payload::alertmanager(message, now))
+                self.client.post(url).header("content-type", "application/json").body(payload::alertmanager(
+                    message,
+                    now,
+                    self.alertmanager_hold,
+                ))
             }
         };
         let outcome = request.send().await;

@@ -99,7 +99,9 @@ pub(crate) fn slack(message: &Message) -> String {
 }
 
 /// One alert for Alertmanager's `POST /api/v2/alerts`.
-pub(crate) fn alertmanager(message: &Message, now: Timestamp) -> String {
+/// A firing alert ends `hold` from now unless it is sent again (a re-notification or an
+/// escalation); a resolved one at its resolution.
+pub(crate) fn alertmanager(message: &Message, now: Timestamp, hold: std::time::Duration) -> String {
     let alerts = match message {
         Message::Alert { alert, .. } => {
             let mut labels = serde_json::Map::new();
@@ -117,9 +119,11 @@ pub(crate) fn alertmanager(message: &Message, now: Timestamp) -> String {
                 "annotations": {"summary": alert.summary},
                 "startsAt": rfc3339(alert.started_at),
             });
-            if let Some(resolved_at) = alert.resolved_at {
-                entry["endsAt"] = rfc3339(resolved_at).into();
-            }
+            let ends_at = match alert.resolved_at {
+                Some(resolved_at) => resolved_at,
+                None => now + chrono::TimeDelta::from_std(hold).unwrap_or(chrono::TimeDelta::hours(8)),
+            };
+            entry["endsAt"] = rfc3339(ends_at).into();
             json!([entry])
         }
         Message::Test { channel_id, .. } => json!([{

@@ -339,8 +339,11 @@ fn delivery_runner(
     owner: LeaseOwner,
 ) -> anyhow::Result<Runner<Delivering>> {
     let deliveries: Arc<dyn DeliveryStore> = Arc::new(PostgresDeliveryStore::new(store.clone(), Arc::clone(cipher)));
-    let notifier: Arc<dyn Notifier> =
-        Arc::new(HttpNotifier::new(alerts.notify_timeout).context("building the notification client")?);
+    let notifier: Arc<dyn Notifier> = Arc::new(
+        HttpNotifier::new(alerts.notify_timeout)
+            .context("building the notification client")?
+            .with_alertmanager_hold(alerts.renotify * 2),
+    );
     let policy = RetryPolicy { max_age_seconds: alerts.notify_max_age.as_secs() };
     Ok(Runner::new(
         Arc::new(Delivering::new(deliveries, notifier, Arc::clone(clock), policy)),
@@ -349,7 +352,7 @@ fn delivery_runner(
         RunnerSettings {
             concurrency: alerts.notify_concurrency,
             // An attempt takes at most the timeout; the lease outlives it with room to record.
-            lease: alerts.notify_timeout * 3 + Duration::from_secs(30),
+            lease: alerts.notify_timeout * 2 + Duration::from_secs(5),
             poll: DELIVERY_POLL,
             record_batch: RECORD_BATCH,
             owner,
