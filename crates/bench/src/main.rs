@@ -13,6 +13,7 @@
 //! `target/bench`). Settings: see [`settings::Settings`]. Exit status: 0 done (targets missed
 //! are reported FAIL), 1 a step failed, 3 a target missed with `BENCH_STRICT=1`.
 
+mod alerts;
 mod api;
 mod api_client;
 mod db;

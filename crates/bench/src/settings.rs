@@ -37,6 +37,9 @@ pub struct Settings {
     pub history_rows: u64,
     /// `BENCH_HISTORY_DAYS`: days the history spans, ending now (default 7).
     pub history_days: u64,
+    /// `BENCH_QUEUED_DELIVERIES`: deliveries queued at once for the delivery throughput (default
+    /// 10 000).
+    pub queued_deliveries: u64,
     /// `BENCH_STRICT=1`: exit 3 when a target is missed.
     pub strict: bool,
     /// `BENCH_SERVER_BIN`: the server to measure (default `<target>/release/rosetta-server`).
@@ -93,6 +96,7 @@ impl Settings {
             monitor_interval: number("BENCH_MONITOR_INTERVAL", 60)?,
             history_rows: number("BENCH_HISTORY_ROWS", 10_000_000)?,
             history_days: number("BENCH_HISTORY_DAYS", 7)?,
+            queued_deliveries: number("BENCH_QUEUED_DELIVERIES", 10_000)?,
             strict: lookup("BENCH_STRICT").is_some_and(|value| value.trim() == "1"),
             server_binary: lookup("BENCH_SERVER_BIN")
                 .map_or_else(|| target.join("release/rosetta-server"), PathBuf::from),

@@ -132,6 +132,7 @@ pub struct WalReport {
     /// KiB of server RSS per source added between the two sizes.
     pub kib_per_source: Option<f64>,
     pub history: History,
+    pub alerts: crate::alerts::AlertsReport,
     #[serde(skip)]
     pub targets: Vec<Target>,
 }
@@ -224,8 +225,14 @@ async fn start_clusters() -> Result<Clusters> {
                 .await?;
             targets.push((cluster.port(), database));
         }
+        // A physical slot too: every source then sees two slots (its database's logical one and
+        // the cluster's physical one), the shape the alert benchmark asks for.
+        admin
+            .batch_execute(&format!("SELECT pg_create_physical_replication_slot('rosetta_bench_c{c}_phys', true)"))
+            .await?;
         eprintln!(
-            "bench wal: source cluster {c} on port {}: {DATABASES_PER_CLUSTER} databases, one inactive slot each",
+            "bench wal: source cluster {c} on port {}: {DATABASES_PER_CLUSTER} databases, one inactive logical slot \
+             each, one physical slot",
             cluster.port()
         );
         sources.push((cluster, admin));
@@ -522,12 +529,12 @@ pub async fn run(settings: &Settings) -> Result<WalReport> {
     let first = wait_for_tick(&client, &mut server, &clusters.metadata, watch).await?;
     let template = db::scalar(
         &clusters.metadata,
-        "SELECT coalesce((SELECT slots->0 FROM wal_metrics WHERE status = 'IDLE' AND jsonb_array_length(slots) = 1 \
+        "SELECT coalesce((SELECT slots->0 FROM wal_metrics WHERE status = 'IDLE' AND jsonb_array_length(slots) = 2 \
          ORDER BY id LIMIT 1)::text, '')",
     )
     .await?;
     if template.is_empty() {
-        bail!("no IDLE history row with one slot to copy the shape of (every source should be IDLE)");
+        bail!("no IDLE history row with two slots to copy a slot's shape from (every source should be IDLE)");
     }
 
     clusters.reset_statements().await?;
@@ -535,7 +542,11 @@ pub async fn run(settings: &Settings) -> Result<WalReport> {
     let mut ticks = vec![first];
     ticks.extend(steady_ticks(&client, &mut server, &clusters, n, settings).await?);
     let reused = clusters.probe_backend_starts().await? == backends_before;
+    let steady: Vec<f64> = ticks.iter().skip(1).map(|tick| tick.duration_ms).collect();
+    let mean_tick_ms = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
     let mut sizes = vec![size(&client, &server, &clusters, n, ticks, reused).await?];
+    let alerts =
+        crate::alerts::measure(&client, &server, &clusters.metadata, n, steady.len(), mean_tick_ms, settings).await?;
 
     // The large size: more sources through the API while the monitor runs.
     if settings.large_sources > n {
@@ -581,6 +592,7 @@ pub async fn run(settings: &Settings) -> Result<WalReport> {
         sizes,
         kib_per_source,
         history,
+        alerts,
         targets: Vec::new(),
     };
     report.targets = report.judge();
@@ -878,6 +890,7 @@ impl WalReport {
                 ));
             }
         }
+        targets.extend(self.alerts.judge());
         for figures in &self.history.sql {
             if figures.concurrency == TARGET_HISTORY_CONCURRENCY {
                 let p99 = figures.p99_ms.unwrap_or(f64::INFINITY);
@@ -897,7 +910,7 @@ impl WalReport {
         let _ = writeln!(
             out,
             "PostgreSQL {}: a metadata cluster (shared_buffers=1GB, max_wal_size=8GB) and {SOURCE_CLUSTERS} source \
-             clusters ({DATABASES_PER_CLUSTER} databases each, one inactive `test_decoding` slot per database: {}); \
+             clusters ({DATABASES_PER_CLUSTER} databases each, one inactive `test_decoding` slot per database: {}; one physical slot per cluster); \
              sources round-robin over the databases, seeded through the API ({} in {:.1} s); monitor interval {} s, \
              timeout {MONITOR_TIMEOUT_SECONDS} s, concurrency {MONITOR_CONCURRENCY}. A tick is the runner's cycles \
              (`rosetta_worker_cycle_duration_seconds`) that covered every source; steady ticks make every source due \
@@ -974,6 +987,7 @@ impl WalReport {
                 );
             }
         }
+        self.alerts.markdown(out);
         let h = &self.history;
         let _ = writeln!(
             out,

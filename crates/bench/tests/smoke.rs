@@ -26,6 +26,7 @@ fn every_scenario_runs_and_reports_its_figures() {
         .env("BENCH_STEADY_TICKS", "1")
         .env("BENCH_MONITOR_INTERVAL", "2")
         .env("BENCH_HISTORY_ROWS", "2000")
+        .env("BENCH_QUEUED_DELIVERIES", "200")
         .env("BENCH_DURATION", "1")
         .env("BENCH_WARMUP", "0")
         .env_remove("BENCH_STRICT")
@@ -63,6 +64,11 @@ fn every_scenario_runs_and_reports_its_figures() {
         assert_eq!(size["connections_gauge"].as_f64(), Some(10.0), "one connection per source database: {size}");
     }
     assert!(report["wal"]["kib_per_source"].is_number());
+    let alerts = &report["wal"]["alerts"];
+    assert_eq!((alerts["sources"].as_u64(), alerts["queued"].as_i64()), (Some(20), Some(200)), "{alerts}");
+    assert!(alerts["evaluation_ms_per_tick"].as_f64() > Some(0.0), "evaluation's statements were seen: {alerts}");
+    assert!(alerts["sample_to_delivery_ms"].as_f64() > Some(0.0), "{alerts}");
+    assert!(alerts["deliveries_per_second"].as_f64() > Some(0.0), "{alerts}");
     let history = &report["wal"]["history"];
     assert_eq!(history["rows_per_source"].as_u64(), Some(100), "{history}");
     assert!(history["rows"].as_i64() >= Some(2000 + 40), "loaded rows plus those the ticks wrote: {history}");
