@@ -12,26 +12,12 @@ use rosetta_test_support::{ClusterOptions, PgCluster};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use support::receiver::{Receiver, Reply};
-use support::{TestApp, fresh_database};
+use support::{TestApp, fresh_database, start_cluster, superuser};
 
 const SIGNING_SECRET: &str = "a-signing-secret-of-32-characters";
 
 const FAST: &[(&str, &str)] =
     &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), ("WAL_MONITOR_TIMEOUT_SECONDS", "2"), ("NOTIFY_TIMEOUT_SECONDS", "1")];
-
-async fn start_cluster(options: ClusterOptions) -> PgCluster {
-    tokio::task::spawn_blocking(move || PgCluster::start(options))
-        .await
-        .expect("join")
-        .expect("throwaway source cluster")
-}
-
-async fn superuser(cluster: &PgCluster) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect to source");
-    tokio::spawn(connection);
-    client
-}
 
 /// A source cluster with an inactive logical slot `idle_cdc` pinning a few MB of WAL.
 async fn cluster_with_idle_slot(options: ClusterOptions) -> (PgCluster, tokio_postgres::Client) {
@@ -114,7 +100,7 @@ async fn metrics(app: &TestApp) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_slot_over_its_threshold_fires_and_the_signed_webhook_arrives_once_after_retries() {
+async fn a_slot_over_its_thresholds_fires_escalates_and_resolves_with_signed_webhooks_delivered_once_after_retries() {
     let (source, admin) = cluster_with_idle_slot(ClusterOptions::default()).await;
     // Fails twice with 500, then accepts.
     let receiver = Receiver::start(|n| if n < 2 { Reply::Status(500) } else { Reply::Status(204) }).await;
@@ -189,6 +175,17 @@ async fn a_slot_over_its_threshold_fires_and_the_signed_webhook_arrives_once_aft
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // A critical threshold below what the slot retains: the same alert escalates, notified.
+    only_rules(&app, id, &[("slot_retained_bytes", json!({"warning": 1_048_576, "critical": 2_097_152}))]).await;
+    let received = receiver.wait_for(4, Duration::from_secs(15)).await;
+    let escalated: Value = serde_json::from_str(&received[3].body).expect("JSON body");
+    assert_eq!(
+        (escalated["type"].as_str(), escalated["data"]["severity"].as_str()),
+        (Some("alert.escalated"), Some("critical"))
+    );
+    assert_eq!(escalated["data"]["id"], alert["id"], "the same alert");
+    assert!(signature_is_valid(&received[3]));
+
     // Acknowledged: still firing, and stays acknowledged.
     let acked: Value =
         app.post(&format!("/api/v1/alerts/{}/ack", alert["id"]), &json!({})).await.json().await.expect("JSON");
@@ -206,8 +203,8 @@ async fn a_slot_over_its_threshold_fires_and_the_signed_webhook_arrives_once_aft
         .await
         .expect("consume");
     poll(&app, &format!("/api/v1/alerts/{}", alert["id"]), Duration::from_secs(15), |a| a["state"] == "RESOLVED").await;
-    let received = receiver.wait_for(4, Duration::from_secs(10)).await;
-    let resolved: Value = serde_json::from_str(&received[3].body).expect("JSON body");
+    let received = receiver.wait_for(5, Duration::from_secs(10)).await;
+    let resolved: Value = serde_json::from_str(&received[4].body).expect("JSON body");
     assert_eq!(resolved["type"], "alert.resolved");
     assert_eq!(resolved["data"]["state"], "RESOLVED");
     assert!(!app.logs().contains("t0ps3cret") && !app.logs().contains(SIGNING_SECRET), "no secret in the log");

@@ -8,20 +8,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use rosetta_test_support::{ClusterOptions, PgCluster};
 use serde_json::{Value, json};
-use support::{TestApp, fresh_database};
+use support::{TestApp, fresh_database, superuser};
 
 async fn start_cluster() -> PgCluster {
-    tokio::task::spawn_blocking(|| PgCluster::start(ClusterOptions::default()))
-        .await
-        .expect("join")
-        .expect("throwaway source cluster")
-}
-
-async fn superuser(cluster: &PgCluster) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect to source");
-    tokio::spawn(connection);
-    client
+    support::start_cluster(ClusterOptions::default()).await
 }
 
 /// Registers `cluster`'s `postgres` database as a source and returns its id.

@@ -226,6 +226,22 @@ pub fn run_to_completion(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, St
     (output.status, text)
 }
 
+/// A throwaway source cluster started off the async runtime.
+pub async fn start_cluster(options: rosetta_test_support::ClusterOptions) -> rosetta_test_support::PgCluster {
+    tokio::task::spawn_blocking(move || rosetta_test_support::PgCluster::start(options))
+        .await
+        .expect("join")
+        .expect("throwaway source cluster")
+}
+
+/// A superuser connection to `cluster`'s `postgres` database.
+pub async fn superuser(cluster: &rosetta_test_support::PgCluster) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await.expect("connect to source");
+    tokio::spawn(connection);
+    client
+}
+
 /// A valid source body.
 pub fn source_body(name: &str) -> Value {
     serde_json::json!({

@@ -29,6 +29,8 @@ pub struct AlertsReport {
     pub steady_ticks: usize,
     /// Mean steady tick (ms), which includes evaluation.
     pub mean_tick_ms: f64,
+    /// Mean steady tick of the same sources with evaluation off (`ALERTS_ENABLED=false`).
+    pub mean_tick_without_ms: f64,
     /// Database time of evaluation's statements per tick (pg_stat_statements): reading the
     /// contexts, the rules, and writing what changed.
     pub evaluation_ms_per_tick: f64,
@@ -124,7 +126,7 @@ pub async fn measure(
     metadata: &tokio_postgres::Client,
     sources: usize,
     steady_ticks: usize,
-    mean_tick_ms: f64,
+    (mean_tick_ms, mean_tick_without_ms): (f64, f64),
     settings: &crate::settings::Settings,
 ) -> Result<AlertsReport> {
     let interval_seconds = settings.monitor_interval;
@@ -241,6 +243,7 @@ pub async fn measure(
         sources,
         steady_ticks,
         mean_tick_ms,
+        mean_tick_without_ms,
         evaluation_ms_per_tick,
         evaluation_statements: statements,
         sample_to_delivery_ms,
@@ -255,6 +258,8 @@ pub async fn measure(
 impl AlertsReport {
     /// Issue 9's targets.
     pub fn judge(&self) -> Vec<Target> {
+        // Conservative: all of evaluation's database time counted as if it lengthened the tick
+        // (it runs in the recorder, beside the sampling); the A/B of the ticks is shown with it.
         let share = self.evaluation_ms_per_tick / self.mean_tick_ms.max(f64::MIN_POSITIVE);
         let per_source = self.evaluation_ms_per_tick / self.sources.max(1) as f64;
         vec![
@@ -264,7 +269,12 @@ impl AlertsReport {
                     TARGET_SHARE_OF_TICK * 100.0,
                     self.sources
                 ),
-                format!("{:.1} %", share * 100.0),
+                format!(
+                    "{:.1} % (its database time; mean tick {:.1} ms with evaluation, {:.1} ms without)",
+                    share * 100.0,
+                    self.mean_tick_ms,
+                    self.mean_tick_without_ms
+                ),
                 share <= TARGET_SHARE_OF_TICK,
             ),
             Target::new(
@@ -292,8 +302,10 @@ impl AlertsReport {
         let _ = writeln!(
             out,
             "{} sources with two slots each (one logical, one physical), default rules; evaluation runs after every \
-             recorded batch. Its statements took {:.1} ms of database time per steady tick (mean tick {:.1} ms):\n",
-            self.sources, self.evaluation_ms_per_tick, self.mean_tick_ms
+             recorded batch. Mean steady tick with evaluation {:.1} ms, without (`ALERTS_ENABLED=false`, the same \
+             ticks before) {:.1} ms. Evaluation's statements took {:.1} ms of database time per steady tick \
+             (running beside the sampling, in the recorder):\n",
+            self.sources, self.mean_tick_ms, self.mean_tick_without_ms, self.evaluation_ms_per_tick
         );
         let _ = writeln!(out, "| statement | calls | total |\n|---|---:|---:|");
         for (query, calls, ms) in &self.evaluation_statements {

@@ -513,6 +513,32 @@ pub async fn run(settings: &Settings) -> Result<WalReport> {
         ("WAL_MONITOR_TIMEOUT_SECONDS", MONITOR_TIMEOUT_SECONDS),
         ("WAL_MONITOR_CONCURRENCY", MONITOR_CONCURRENCY),
     ];
+    // The same steady ticks with alert evaluation off first, to measure what evaluation adds.
+    let without = {
+        let mut quiet: Vec<(&str, &str)> = monitor.to_vec();
+        quiet.push(("ALERTS_ENABLED", "false"));
+        let postmasters = clusters.postmasters();
+        let meter = CpuMeter::start(None, &postmasters);
+        let due_by = database_now(&clusters.metadata).await?;
+        let mut server = launcher.start("monitor without alerts", &quiet)?;
+        let meter = meter.with_server(server.pid());
+        let watch = Watch {
+            label: "first tick without alerts (cold)".to_owned(),
+            before: Counters::default(),
+            items: n,
+            due_by,
+            limit: FIRST_TICK_WAIT,
+            meter: &meter,
+        };
+        wait_for_tick(&client, &mut server, &clusters.metadata, watch).await?;
+        let ticks = steady_ticks(&client, &mut server, &clusters, n, settings).await?;
+        server.stop()?;
+        ticks.iter().map(|tick| tick.duration_ms).sum::<f64>() / ticks.len().max(1) as f64
+    };
+    // The monitor's first samples were recorded without evaluation: the next server starts from
+    // the same state as a fresh install (every source due at once).
+    clusters.metadata.batch_execute("UPDATE leases SET due_at = '-infinity' WHERE queue = 'wal_sampling'").await?;
+
     let postmasters = clusters.postmasters();
     let meter = CpuMeter::start(None, &postmasters);
     let due_by = database_now(&clusters.metadata).await?;
@@ -545,8 +571,16 @@ pub async fn run(settings: &Settings) -> Result<WalReport> {
     let steady: Vec<f64> = ticks.iter().skip(1).map(|tick| tick.duration_ms).collect();
     let mean_tick_ms = steady.iter().sum::<f64>() / steady.len().max(1) as f64;
     let mut sizes = vec![size(&client, &server, &clusters, n, ticks, reused).await?];
-    let alerts =
-        crate::alerts::measure(&client, &server, &clusters.metadata, n, steady.len(), mean_tick_ms, settings).await?;
+    let alerts = crate::alerts::measure(
+        &client,
+        &server,
+        &clusters.metadata,
+        n,
+        steady.len(),
+        (mean_tick_ms, without),
+        settings,
+    )
+    .await?;
 
     // The large size: more sources through the API while the monitor runs.
     if settings.large_sources > n {

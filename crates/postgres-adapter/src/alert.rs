@@ -37,7 +37,8 @@ const SOURCE_RULES: &str = "\
 SELECT rule, enabled, warning, critical, for_seconds, window_seconds FROM source_alert_rules WHERE source_id = $1";
 
 /// The evaluation contexts of sources `$1`: one row each, with its overrides, firing alerts and
-/// memory as JSON (each read through an index keyed by the source).
+/// memory as JSON, each read through an index keyed by the source (`OFFSET 0` keeps the memory a
+/// per-source lookup: flattened into a join, the planner hashed the whole table for every batch).
 const CONTEXTS: &str = "\
 SELECT s.id AS source_id, s.name AS source_name,
        EXISTS (SELECT 1 FROM pipelines p WHERE p.source_id = s.id AND p.status = 'START') AS pipeline_should_run,
@@ -52,7 +53,8 @@ SELECT s.id AS source_id, s.name AS source_name,
                    'last_notified_us', (extract(epoch FROM coalesce(a.last_notified_at, a.started_at)) * 1000000)::int8)),
                '[]')
         FROM alerts a WHERE a.source_id = s.id AND a.state = 'FIRING') AS firing
-FROM sources s LEFT JOIN alert_memory m ON m.source_id = s.id
+FROM sources s
+LEFT JOIN LATERAL (SELECT known_slots, watches FROM alert_memory WHERE source_id = s.id OFFSET 0) m ON true
 WHERE s.id = ANY($1)";
 
 /// For each source `$1[i]`, its oldest good sample recorded at or after `$2[i]`.
@@ -963,5 +965,45 @@ impl HeldColumns {
             .bind::<Array<Nullable<Text>>, _>(&self.notify)
             .load::<HeldAlert>(conn)
             .await?)
+    }
+}
+
+/// The plan of the contexts read at 5 000 sources with memory: per-source lookups only, so a
+/// batch costs the same whatever the number of sources.
+#[cfg(test)]
+mod tests {
+    use diesel_async::AsyncConnection;
+
+    use super::*;
+    use crate::explain::plan;
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[allow(clippy::unwrap_used)] // a failed set-up statement fails the test
+    async fn the_contexts_of_a_batch_are_read_by_key_at_5000_sources() {
+        let server = rosetta_test_support::test_server();
+        let template = server
+            .template("postgres_adapter_unit", |url| async move { crate::run_migrations(&url).await.unwrap() })
+            .await;
+        let database = server.create_database(Some(&template)).await;
+        let mut conn = AsyncPgConnection::establish(database.url()).await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO sources (name, pg_host, pg_port, pg_database, pg_username, publication_name, replication_id,
+                                  created_at, updated_at)
+             SELECT 'src-' || g, 'h', 5432, 'd', 'u', 'p', 1, now(), now() FROM generate_series(1, 5000) g",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query("INSERT INTO alert_memory SELECT id, '[\"a\", \"b\"]', '[]' FROM sources")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        diesel::sql_query("ANALYZE sources, alert_memory").execute(&mut conn).await.unwrap();
+        // A batch as the recorder writes them at that size (tens of sources).
+        let ids: Vec<i64> = (100..160).collect();
+        let explained = plan(&mut conn, diesel::sql_query(CONTEXTS).bind::<Array<BigInt>, _>(&ids)).await;
+        println!("contexts:\n{explained}");
+        assert!(!explained.contains("Seq Scan on alert_memory"), "{explained}");
+        assert!(explained.contains("alert_memory_pkey"), "{explained}");
     }
 }

@@ -79,6 +79,7 @@ struct RawSettings {
     wal_monitor_concurrency: usize,
     wal_metrics_retention_days: u32,
     system_metrics_interval_seconds: u64,
+    alerts_enabled: bool,
     alert_renotify_seconds: u64,
     notify_timeout_seconds: f64,
     notify_max_age_seconds: u64,
@@ -117,6 +118,7 @@ impl Default for RawSettings {
             wal_monitor_concurrency: 64,
             wal_metrics_retention_days: 7,
             system_metrics_interval_seconds: 60,
+            alerts_enabled: true,
             alert_renotify_seconds: 14_400,
             notify_timeout_seconds: 10.0,
             notify_max_age_seconds: 86_400,
@@ -291,6 +293,8 @@ pub struct Config {
 /// Alert evaluation and notification delivery.
 #[derive(Debug, Clone)]
 pub struct AlertsConfig {
+    /// Whether the samples this process records are evaluated (off: no alert changes from them).
+    pub evaluate: bool,
     /// A firing, unacknowledged alert is notified again after this long.
     pub renotify: Duration,
     /// Bound on one attempt to send a notification.
@@ -313,6 +317,7 @@ impl AlertsConfig {
             return Err(invalid("NOTIFY_CONCURRENCY", "must be between 1 and 1000"));
         }
         Ok(Self {
+            evaluate: raw.alerts_enabled,
             renotify: Duration::from_secs(raw.alert_renotify_seconds),
             notify_timeout: seconds("NOTIFY_TIMEOUT_SECONDS", raw.notify_timeout_seconds, 300.0)?,
             notify_max_age: Duration::from_secs(raw.notify_max_age_seconds),

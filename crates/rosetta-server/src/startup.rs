@@ -279,10 +279,7 @@ fn worker(
         SamplingPorts {
             sources: Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher))),
             probe: Arc::new(PostgresSourceProbe::new()),
-            recording: Arc::new(SampleRecorder::new(Arc::clone(&wal)).with_alerts(AlertEvaluator::new(
-                Arc::new(PostgresAlertStore::new(store.clone())),
-                alerts.renotify.as_secs(),
-            ))),
+            recording: Arc::new(recorder(&wal, alerts, store)),
             clock: Arc::clone(clock),
         },
         sampling,
@@ -327,6 +324,17 @@ fn worker(
         "WAL monitor configured"
     );
     Ok(Worker { sampling, retention, host })
+}
+
+/// The recording hook: samples, then (unless `ALERTS_ENABLED=false`) their alert evaluation.
+fn recorder(wal: &Arc<dyn WalMetricsRepository>, alerts: &AlertsConfig, store: &PostgresStore) -> SampleRecorder {
+    let recorder = SampleRecorder::new(Arc::clone(wal));
+    if !alerts.evaluate {
+        tracing::warn!("alert evaluation is off in this process (ALERTS_ENABLED=false)");
+        return recorder;
+    }
+    recorder
+        .with_alerts(AlertEvaluator::new(Arc::new(PostgresAlertStore::new(store.clone())), alerts.renotify.as_secs()))
 }
 
 /// The delivery of alert notifications, in every process (with or without the WAL monitor: a

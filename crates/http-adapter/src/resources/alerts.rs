@@ -2,20 +2,19 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use rosetta_domain::{
-    Alert, AlertFilter, AlertId, AlertRule, AlertState, PageLimit, PageRequest, RuleSettings, RuleSettingsPatch,
-    Severity, SourceId,
+    Alert, AlertFilter, AlertId, AlertRule, AlertState, PageRequest, RuleSettings, RuleSettingsPatch, Severity,
+    SourceId,
 };
 use rosetta_ports::alerts::{AlertService, SourceRule};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{id_path, page, timestamp};
+use super::{ListQuery, id_path, page, timestamp};
 use crate::error::{ApiError, ErrorBody};
 use crate::input::body::{Body, Fields, WriteBody, described_body};
 use crate::input::path::{Path, PathFields, PathInput, described_path};
 use crate::input::query::{Query, QueryFields, QueryInput, described_query};
-use crate::input::values::{RuleSeconds, Skip, Threshold};
+use crate::input::values::{RuleSeconds, Threshold};
 use crate::input::{Problem, TextInput};
 
 /// An alert: one firing of one rule for one subject.
@@ -193,17 +192,8 @@ impl QueryInput for AlertsQuery {
         let source_id = q.optional::<SourceId>("source_id", "Only alerts of this source.");
         let severity = q.optional::<Severity>("severity", "Only alerts of this severity.");
         let rule = q.optional::<AlertRule>("rule", "Only alerts of this rule.");
-        let skip = q.defaulted("skip", "How many items to skip (≥ 0).", Skip(0), json!(0));
-        let limit = q.defaulted(
-            "limit",
-            "How many items to return at most (1–1000).",
-            PageLimit::DEFAULT,
-            json!(PageLimit::DEFAULT.get()),
-        );
-        Some(Self {
-            filter: AlertFilter { state, source_id, severity, rule },
-            page: PageRequest { skip: skip?.0, limit: limit? },
-        })
+        let page = ListQuery::read(q);
+        Some(Self { filter: AlertFilter { state, source_id, severity, rule }, page: page?.0 })
     }
 }
 
