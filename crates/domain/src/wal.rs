@@ -140,6 +140,9 @@ pub struct SlotSample {
     pub conflicting: Option<bool>,
     /// Since when the slot is inactive (17+).
     pub inactive_since: Option<Timestamp>,
+    /// A logical slot synchronised from the primary onto this standby (17+): its consumer is
+    /// the primary's, so alert rules skip it.
+    pub synced: Option<bool>,
 }
 
 impl SlotSample {
@@ -284,6 +287,7 @@ mod tests {
             safe_wal_size_bytes: None,
             conflicting: None,
             inactive_since: None,
+            synced: None,
         }
     }
 

@@ -39,6 +39,9 @@ struct SlotJson {
     safe_wal_size_bytes: Option<i64>,
     conflicting: Option<bool>,
     inactive_since: Option<Timestamp>,
+    /// 17+; absent from rows written before it was recorded.
+    #[serde(default)]
+    synced: Option<bool>,
     /// Derived (`current − restart_lsn`), stored for SQL readers and dashboards; recomputed
     /// from the sample when read back, so it is never trusted over the LSNs.
     #[serde(default, skip_deserializing)]
@@ -61,6 +64,7 @@ impl SlotJson {
             safe_wal_size_bytes: slot.safe_wal_size_bytes,
             conflicting: slot.conflicting,
             inactive_since: slot.inactive_since,
+            synced: slot.synced,
             retained_bytes: slot.retained_bytes(current),
             confirmed_lag_bytes: slot.confirmed_lag_bytes(current),
         }
@@ -78,6 +82,7 @@ impl SlotJson {
             safe_wal_size_bytes: self.safe_wal_size_bytes,
             conflicting: self.conflicting,
             inactive_since: self.inactive_since,
+            synced: self.synced,
         })
     }
 }
@@ -232,6 +237,7 @@ mod tests {
                 safe_wal_size_bytes: Some(-5),
                 conflicting: Some(false),
                 inactive_since: Some(Timestamp::default()),
+                synced: None,
             }],
         }
     }

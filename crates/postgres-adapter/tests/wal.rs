@@ -73,6 +73,7 @@ fn sample(sampled_at: Timestamp, current: u64) -> WalSample {
         safe_wal_size_bytes: Some(1 << 30),
         conflicting: Some(false),
         inactive_since: (!active).then_some(sampled_at),
+        synced: None,
     };
     WalSample {
         sampled_at,

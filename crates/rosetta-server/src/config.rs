@@ -678,6 +678,11 @@ mod tests {
         ("WAL_MONITOR_CONCURRENCY", "0"),
         ("WAL_METRICS_RETENTION_DAYS", "0"),
         ("SYSTEM_METRICS_INTERVAL_SECONDS", "0"),
+        ("ALERTS_ENABLED", "maybe"),
+        ("ALERT_RENOTIFY_SECONDS", "10"),
+        ("NOTIFY_TIMEOUT_SECONDS", "0"),
+        ("NOTIFY_MAX_AGE_SECONDS", "10"),
+        ("NOTIFY_CONCURRENCY", "0"),
     ];
     const READ_BACK: &[(&str, &str)] = &[("HOST", "10.1.2.3")];
 

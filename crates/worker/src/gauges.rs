@@ -257,6 +257,7 @@ mod tests {
             safe_wal_size_bytes: None,
             conflicting: None,
             inactive_since: None,
+            synced: None,
         }
     }
 

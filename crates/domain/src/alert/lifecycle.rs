@@ -288,7 +288,10 @@ pub fn evaluate(input: &EvaluationInput<'_>) -> Evaluation {
     let previous_watch = |key: &AlertKey| input.memory.watches.iter().find(|watch| watch.key == *key);
     let known_slots = match input.observation {
         Observation::Sampled(sample) => {
-            let permanent: Vec<&SlotSample> = sample.slots.iter().filter(|slot| !slot.temporary).collect();
+            // Temporary slots die with their session; synced ones (17+) belong to the primary's
+            // consumer. Neither is a slot the rules watch.
+            let permanent: Vec<&SlotSample> =
+                sample.slots.iter().filter(|slot| !slot.temporary && slot.synced != Some(true)).collect();
             for slot in &permanent {
                 for rule in AlertRule::ALL {
                     if rule.subject() != RuleSubject::Slot || rule == AlertRule::SlotDropped {

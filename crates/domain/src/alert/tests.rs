@@ -24,6 +24,7 @@ fn slot(name: &str) -> SlotSample {
         safe_wal_size_bytes: None,
         conflicting: None,
         inactive_since: None,
+        synced: None,
     }
 }
 
@@ -266,6 +267,15 @@ fn temporary_slots_are_skipped_by_every_slot_rule() {
     source.sample(&sample(10_000, 10 * GIB, vec![]));
     assert!(source.firing().is_empty(), "{:?}", source.firing());
     assert!(source.memory.known_slots.is_empty(), "a temporary slot that goes is not dropped");
+}
+
+#[test]
+fn synced_slots_of_a_standby_are_skipped() {
+    let mut source = Source::new();
+    let synced = SlotSample { synced: Some(true), active: false, wal_status: Some(WalStatus::Lost), ..slot("synced") };
+    source.sample(&sample(0, 10 * GIB, vec![synced]));
+    source.sample(&sample(10_000, 10 * GIB, vec![]));
+    assert!(source.firing().is_empty(), "{:?}", source.firing());
 }
 
 #[test]

@@ -39,6 +39,7 @@ fn slot(name: &str, slot_type: SlotType, active: bool, restart: Option<u64>, con
         safe_wal_size_bytes: None,
         conflicting: None,
         inactive_since: None,
+        synced: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn sample() -> WalSample {
                 safe_wal_size_bytes: Some(1_073_741_824),
                 conflicting: Some(false),
                 inactive_since: Some(at()),
+                synced: None,
                 ..slot("rosetta_slot", SlotType::Logical, false, Some(0x16B_0000), Some(0x16B_3000))
             },
             SlotSample {

@@ -107,6 +107,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 safe_wal_size_bytes: Some(-4_096),
                 conflicting: Some(false),
                 inactive_since: (!all_active).then_some(sampled_at - chrono::Duration::seconds(90)),
+                synced: None,
             },
             SlotSample {
                 slot_name: "standby_1".into(),
@@ -119,6 +120,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 safe_wal_size_bytes: None,
                 conflicting: None,
                 inactive_since: None,
+                synced: None,
             },
             SlotSample {
                 slot_name: "pg_basebackup_1".into(),
@@ -131,6 +133,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 safe_wal_size_bytes: None,
                 conflicting: None,
                 inactive_since: None,
+                synced: None,
             },
         ],
     }

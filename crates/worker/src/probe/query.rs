@@ -38,7 +38,11 @@ pub(crate) fn tick_sql(server_version_num: i32, reads_wal_dir: bool) -> String {
         ("NULL::text", "NULL::int8")
     };
     let conflicting = if server_version_num >= 160_000 { "s.conflicting" } else { "NULL::bool" };
-    let inactive_since = if server_version_num >= 170_000 { "s.inactive_since" } else { "NULL::timestamptz" };
+    let (inactive_since, synced) = if server_version_num >= 170_000 {
+        ("s.inactive_since", "s.synced")
+    } else {
+        ("NULL::timestamptz", "NULL::bool")
+    };
     // An uncorrelated sub-select in the one-row CTE: evaluated once per tick, not per slot.
     let wal_dir_bytes =
         if reads_wal_dir { "(SELECT coalesce(sum(size), 0)::int8 FROM pg_ls_waldir())" } else { "NULL::int8" };
@@ -64,7 +68,8 @@ pub(crate) fn tick_sql(server_version_num: i32, reads_wal_dir: bool) -> String {
                 {wal_status} AS wal_status, \
                 {safe_wal_size} AS safe_wal_size, \
                 {conflicting} AS conflicting, \
-                {inactive_since} AS inactive_since \
+                {inactive_since} AS inactive_since, \
+                {synced} AS synced \
          FROM cur \
          LEFT JOIN pg_replication_slots s \
            ON s.slot_type = 'physical' OR s.database = current_database() \
@@ -109,6 +114,7 @@ pub(crate) fn sample_from_rows(rows: &[Row], sampled_at: Timestamp) -> Result<Wa
             safe_wal_size_bytes: column(row, "safe_wal_size")?,
             conflicting: column(row, "conflicting")?,
             inactive_since: column(row, "inactive_since")?,
+            synced: column(row, "synced")?,
             slot_name,
             slot_type,
         });
@@ -146,6 +152,7 @@ mod tests {
 
         let pg17 = tick_sql(170_002, false);
         assert!(pg17.contains("s.conflicting AS conflicting") && pg17.contains("s.inactive_since AS inactive_since"));
+        assert!(pg17.contains("s.synced AS synced") && pg16.contains("NULL::bool AS synced"));
     }
 
     #[test]
