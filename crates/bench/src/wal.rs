@@ -37,7 +37,7 @@ const MONITOR_TIMEOUT_SECONDS: &str = "5";
 const MONITOR_CONCURRENCY: &str = "64";
 /// How long a first full tick may take before the bench calls it stuck.
 const FIRST_TICK_WAIT: Duration = Duration::from_secs(180);
-/// The application name of the monitor's connections to sources (rosetta_worker::probe).
+/// The application name of the monitor's connections to sources (rosetta_source_adapter::probe).
 const PROBE_APPLICATION_NAME: &str = "rosetta-wal-monitor";
 
 const TARGET_TICK_S: f64 = 2.0;

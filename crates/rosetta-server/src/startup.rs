@@ -23,9 +23,10 @@ use rosetta_postgres_adapter::{
     PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
     PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
 };
+use rosetta_source_adapter::PostgresSourceProbe;
 use rosetta_worker::{
-    Delivering, Heartbeat, HostSampling, PostgresSourceProbe, Retention, Runner, RunnerSettings, SamplingPorts,
-    SamplingSettings, SysinfoHostProbe, WalSampling,
+    Delivering, Heartbeat, HostSampling, Retention, Runner, RunnerSettings, SamplingPorts, SamplingSettings,
+    SysinfoHostProbe, WalSampling,
 };
 use tokio_util::sync::CancellationToken;
 

@@ -16,8 +16,8 @@ use rosetta_domain::{
     WalMonitorStatus, WalSample, WalStatus,
 };
 use rosetta_ports::wal::{ProbeError, SourceProbe};
+use rosetta_source_adapter::PostgresSourceProbe;
 use rosetta_test_support::{ClusterOptions, PgCluster, postgres_command};
-use rosetta_worker::PostgresSourceProbe;
 use tokio_postgres::{Client, NoTls};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,7 +110,7 @@ async fn probe_backends(admin: &Client) -> Vec<i32> {
     admin
         .query(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
-            &[&rosetta_worker::probe::APPLICATION_NAME],
+            &[&rosetta_source_adapter::probe::APPLICATION_NAME],
         )
         .await
         .unwrap()
