@@ -12,7 +12,7 @@ use rosetta_test_support::{ClusterOptions, PgCluster};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use support::receiver::{Receiver, Reply};
-use support::{TestApp, fresh_database, start_cluster, superuser};
+use support::{TestApp, fresh_database, poll_until, register, start_cluster, superuser};
 
 const SIGNING_SECRET: &str = "a-signing-secret-of-32-characters";
 
@@ -33,16 +33,6 @@ async fn cluster_with_idle_slot(options: ClusterOptions) -> (PgCluster, tokio_po
     (cluster, admin)
 }
 
-async fn register(app: &TestApp, name: &str, cluster: &PgCluster) -> i64 {
-    let body = json!({
-        "name": name, "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
-        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
-    });
-    let response = app.post("/api/v1/sources", &body).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id")
-}
-
 async fn channel(app: &TestApp, body: Value) -> i64 {
     let response = app.post("/api/v1/notification-channels", &body).await;
     let status = response.status();
@@ -61,18 +51,6 @@ async fn only_rules(app: &TestApp, id: i64, rules: &[(&str, Value)]) {
         let status = response.status();
         let text = response.text().await.expect("text");
         assert_eq!(status, StatusCode::OK, "{name}: {text}");
-    }
-}
-
-async fn poll(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let body: Value = app.get(path).await.json().await.expect("JSON");
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} never satisfied the condition; last body: {body:#}\n{}", app.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -121,7 +99,7 @@ async fn a_slot_over_its_thresholds_fires_escalates_and_resolves_with_signed_web
     let id = register(&app, "orders", &source).await;
     only_rules(&app, id, &[("slot_retained_bytes", json!({"warning": 1_048_576, "critical": null}))]).await;
 
-    let alerts = poll(&app, "/api/v1/alerts?state=FIRING", Duration::from_secs(15), |alerts| {
+    let alerts = poll_until(&app, "/api/v1/alerts?state=FIRING", Duration::from_secs(15), |alerts| {
         firing(alerts, "slot_retained_bytes").is_some()
     })
     .await;
@@ -142,11 +120,13 @@ async fn a_slot_over_its_thresholds_fires_escalates_and_resolves_with_signed_web
     assert_eq!(payload["data"]["id"], alert["id"]);
     assert_eq!(payload["data"]["rule"], "slot_retained_bytes");
 
-    let deliveries =
-        poll(&app, &format!("/api/v1/notification-channels/{channel_id}/deliveries"), Duration::from_secs(10), |d| {
-            d[0]["state"] == "DELIVERED"
-        })
-        .await;
+    let deliveries = poll_until(
+        &app,
+        &format!("/api/v1/notification-channels/{channel_id}/deliveries"),
+        Duration::from_secs(10),
+        |d| d[0]["state"] == "DELIVERED",
+    )
+    .await;
     assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "{deliveries}");
     assert_eq!((deliveries[0]["attempts"].as_u64(), deliveries[0]["status_code"].as_u64()), (Some(3), Some(204)));
     assert_eq!(deliveries[0]["type"], "alert.firing");
@@ -202,7 +182,8 @@ async fn a_slot_over_its_thresholds_fires_escalates_and_resolves_with_signed_web
         .execute("SELECT count(*) FROM pg_logical_slot_get_changes('idle_cdc', NULL, NULL)", &[])
         .await
         .expect("consume");
-    poll(&app, &format!("/api/v1/alerts/{}", alert["id"]), Duration::from_secs(15), |a| a["state"] == "RESOLVED").await;
+    poll_until(&app, &format!("/api/v1/alerts/{}", alert["id"]), Duration::from_secs(15), |a| a["state"] == "RESOLVED")
+        .await;
     let received = receiver.wait_for(5, Duration::from_secs(10)).await;
     let resolved: Value = serde_json::from_str(&received[4].body).expect("JSON body");
     assert_eq!(resolved["type"], "alert.resolved");
@@ -223,20 +204,24 @@ async fn a_refusing_receiver_fails_at_once_and_a_silent_one_is_bounded_by_the_ti
     let id = register(&app, "orders", &source).await;
     only_rules(&app, id, &[("slot_inactive", json!({"for_seconds": 0}))]).await;
 
-    let deliveries =
-        poll(&app, &format!("/api/v1/notification-channels/{refusing_id}/deliveries"), Duration::from_secs(15), |d| {
-            d[0]["state"] == "FAILED"
-        })
-        .await;
+    let deliveries = poll_until(
+        &app,
+        &format!("/api/v1/notification-channels/{refusing_id}/deliveries"),
+        Duration::from_secs(15),
+        |d| d[0]["state"] == "FAILED",
+    )
+    .await;
     assert_eq!((deliveries[0]["attempts"].as_u64(), deliveries[0]["status_code"].as_u64()), (Some(1), Some(400)));
     assert!(!refusing.received()[0].headers.contains_key("webhook-signature"), "no secret: unsigned");
 
     let started = Instant::now();
-    let deliveries =
-        poll(&app, &format!("/api/v1/notification-channels/{silent_id}/deliveries"), Duration::from_secs(15), |d| {
-            d[0]["attempts"].as_u64().is_some_and(|attempts| attempts >= 1)
-        })
-        .await;
+    let deliveries = poll_until(
+        &app,
+        &format!("/api/v1/notification-channels/{silent_id}/deliveries"),
+        Duration::from_secs(15),
+        |d| d[0]["attempts"].as_u64().is_some_and(|attempts| attempts >= 1),
+    )
+    .await;
     println!("first attempt to the silent receiver recorded after {:?}", started.elapsed());
     assert_eq!(deliveries[0]["state"], "PENDING", "a timeout is retried: {deliveries}");
     assert!(deliveries[0]["error"].as_str().is_some_and(|e| e.contains("no answer within 1 s")), "{deliveries}");
@@ -368,7 +353,7 @@ async fn the_alert_appears_in_a_real_alertmanager_with_its_labels_and_leaves_whe
 }
 
 async fn alert_of(app: &TestApp, rule: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let alerts = poll(app, &format!("/api/v1/alerts?rule={rule}&limit=1000"), limit, |alerts| {
+    let alerts = poll_until(app, &format!("/api/v1/alerts?rule={rule}&limit=1000"), limit, |alerts| {
         alerts.as_array().is_some_and(|alerts| alerts.iter().any(&done))
     })
     .await;
@@ -408,7 +393,7 @@ async fn an_idle_physical_slot_is_critical_while_a_pipeline_should_run_and_a_dro
     assert_eq!((inactive["severity"].as_str(), inactive["slot_name"].as_str()), (Some("critical"), Some("standby")));
     let paused = app.post(&format!("/api/v1/pipelines/{pipeline_id}/pause"), &json!({})).await;
     assert!(paused.status().is_success(), "{}", paused.text().await.unwrap_or_default());
-    let de_escalated = poll(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| {
+    let de_escalated = poll_until(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| {
         a["severity"] == "warning"
     })
     .await;
@@ -418,8 +403,10 @@ async fn an_idle_physical_slot_is_critical_while_a_pipeline_should_run_and_a_dro
     admin.execute("SELECT pg_drop_replication_slot('standby')", &[]).await.expect("drop");
     let dropped = alert_of(&app, "slot_dropped", Duration::from_secs(10), |a| a["state"] == "FIRING").await;
     assert_eq!(dropped["slot_name"], "standby");
-    poll(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| a["state"] == "RESOLVED")
-        .await;
+    poll_until(&app, &format!("/api/v1/alerts/{}", inactive["id"]), Duration::from_secs(10), |a| {
+        a["state"] == "RESOLVED"
+    })
+    .await;
     // Acknowledging a dropped slot's alert ends it.
     let acked: Value =
         app.post(&format!("/api/v1/alerts/{}/ack", dropped["id"]), &json!({})).await.json().await.expect("JSON");
@@ -434,8 +421,10 @@ async fn an_idle_physical_slot_is_critical_while_a_pipeline_should_run_and_a_dro
         "{unreachable}"
     );
     source.start_again().expect("start the source again");
-    poll(&app, &format!("/api/v1/alerts/{}", unreachable["id"]), Duration::from_secs(20), |a| a["state"] == "RESOLVED")
-        .await;
+    poll_until(&app, &format!("/api/v1/alerts/{}", unreachable["id"]), Duration::from_secs(20), |a| {
+        a["state"] == "RESOLVED"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -536,7 +525,7 @@ async fn two_processes_notify_each_transition_once_a_killed_one_loses_nothing_an
     println!("delivered by the survivor {:?} after the kill", killed_at.elapsed());
     assert_eq!(received[0].headers.get("webhook-id"), received[1].headers.get("webhook-id"), "the same delivery");
     let deliveries: Value =
-        poll(&survivor, "/api/v1/notification-channels/1/deliveries", Duration::from_secs(10), |d| {
+        poll_until(&survivor, "/api/v1/notification-channels/1/deliveries", Duration::from_secs(10), |d| {
             d[0]["state"] == "DELIVERED"
         })
         .await;

@@ -8,34 +8,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use rosetta_test_support::{ClusterOptions, PgCluster};
 use serde_json::{Value, json};
-use support::{TestApp, fresh_database, superuser};
+use support::{TestApp, fresh_database, poll_until, register, superuser};
 
 async fn start_cluster() -> PgCluster {
     support::start_cluster(ClusterOptions::default()).await
-}
-
-/// Registers `cluster`'s `postgres` database as a source and returns its id.
-async fn register(app: &TestApp, name: &str, cluster: &PgCluster) -> i64 {
-    let body = json!({
-        "name": name, "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
-        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
-    });
-    let response = app.post("/api/v1/sources", &body).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id")
-}
-
-/// Polls `GET path` until `done` accepts the JSON body or `limit` passes.
-async fn poll_until(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let body: Value = app.get(path).await.json().await.expect("JSON");
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} never satisfied the condition; last body: {body:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// How many samples this process took (its `rosetta_wal_monitor_samples_total`, both outcomes).

@@ -242,6 +242,30 @@ pub async fn superuser(cluster: &rosetta_test_support::PgCluster) -> tokio_postg
     client
 }
 
+/// Polls `GET path` until `done` accepts the JSON body or `limit` passes.
+pub async fn poll_until(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let body: Value = app.get(path).await.json().await.expect("JSON");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{path} never satisfied the condition; last body: {body:#}\n{}", app.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Registers `cluster`'s `postgres` database as a source and returns its id.
+pub async fn register(app: &TestApp, name: &str, cluster: &rosetta_test_support::PgCluster) -> i64 {
+    let body = serde_json::json!({
+        "name": name, "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
+        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
+    });
+    let response = app.post("/api/v1/sources", &body).await;
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    response.json::<Value>().await.expect("JSON")["id"].as_i64().expect("id")
+}
+
 /// A valid source body.
 pub fn source_body(name: &str) -> Value {
     serde_json::json!({

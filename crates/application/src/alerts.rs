@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use rosetta_domain::{
-    Alert, AlertFilter, AlertId, AlertRule, ChannelId, ChannelPatch, Delivery, EvaluationInput, NewChannel,
+    Alert, AlertFilter, AlertId, AlertRule, AlertState, ChannelId, ChannelPatch, Delivery, EvaluationInput, NewChannel,
     NotificationChannel, Observation, Page, PageRequest, RuleSettings, RuleSettingsPatch, SendResult, SourceId,
     evaluate,
 };
@@ -156,7 +156,10 @@ impl AlertService for AlertManager {
     }
 
     async fn acknowledge_alert(&self, id: AlertId) -> Result<Alert, ServiceError> {
-        let alert = self.store.acknowledge(id, self.clock.now()).await?;
+        // A rule whose alerts cannot clear by themselves (a dropped slot) ends on acknowledgement.
+        let current = self.store.get(id).await?;
+        let resolve = current.state == AlertState::Firing && current.rule.resolves_when_acknowledged();
+        let alert = self.store.acknowledge(id, self.clock.now(), resolve).await?;
         tracing::info!(alert_id = %id, rule = %alert.rule, "alert acknowledged");
         Ok(alert)
     }

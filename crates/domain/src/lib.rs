@@ -23,8 +23,8 @@ mod wal;
 pub use alert::{
     Alert, AlertChange, AlertFilter, AlertKey, AlertMemory, AlertRule, AlertState, AlertUpdate, EffectiveRules,
     Evaluation, EvaluationInput, FiringAlert, InvalidRuleSettings, NewAlert, NotificationType, Observation,
-    RateBaseline, Reading, ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, RuleUnit, Severity, Watch,
-    evaluate, format_bytes, format_seconds,
+    RateBaseline, Reading, ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, Severity, Watch, evaluate,
+    format_bytes, format_seconds,
 };
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,

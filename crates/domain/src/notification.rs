@@ -319,18 +319,6 @@ impl FromStr for DeliveryState {
     }
 }
 
-impl FromStr for NotificationType {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| {
-            InvalidValue::new(
-                InvalidKind::PatternMismatch,
-                "must be alert.firing, alert.escalated, alert.resolved or alert.renotify",
-            )
-        })
-    }
-}
-
 /// One alert transition to be sent to one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

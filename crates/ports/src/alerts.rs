@@ -92,10 +92,10 @@ pub trait AlertStore: Send + Sync {
     /// One alert. Errors: `NotFound`.
     async fn get(&self, id: AlertId) -> Result<Alert, RepositoryError>;
 
-    /// Acknowledges an alert (idempotent: the first acknowledgement's time stays). A firing
-    /// alert whose rule resolves on acknowledgement resolves, with its deliveries. Errors:
-    /// `NotFound`.
-    async fn acknowledge(&self, id: AlertId, now: Timestamp) -> Result<Alert, RepositoryError>;
+    /// Acknowledges an alert (idempotent: the first acknowledgement's time stays) and, with
+    /// `resolve`, resolves it if it still fires, with its deliveries, in the same transaction.
+    /// Errors: `NotFound`.
+    async fn acknowledge(&self, id: AlertId, now: Timestamp, resolve: bool) -> Result<Alert, RepositoryError>;
 
     /// Firing alerts by rule and severity (rules and severities without any are left out).
     async fn firing_counts(&self) -> Result<Vec<(AlertRule, Severity, u64)>, RepositoryError>;

@@ -11,12 +11,13 @@ use async_trait::async_trait;
 use chrono::DateTime;
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, SmallInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rosetta_domain::{
-    Alert, AlertChange, AlertFilter, AlertId, AlertKey, AlertMemory, AlertRule, AlertState, EffectiveRules,
-    FiringAlert, Lsn, NotificationType, Page, PageRequest, RateBaseline, ResolveReason, RuleSettings, Severity,
-    SourceId, Timestamp, Watch,
+    Alert, AlertChange, AlertFilter, AlertId, AlertKey, AlertMemory, AlertRule, EffectiveRules, FiringAlert, Lsn,
+    NotificationType, Page, PageRequest, RateBaseline, ResolveReason, RuleSettings, Severity, SourceId, Timestamp,
+    Watch,
 };
 use rosetta_ports::EntityKind;
 use rosetta_ports::alerts::{AlertContext, AlertStore, AppliedAlerts, EvaluatedSource, SourceRule};
@@ -124,7 +125,7 @@ ON CONFLICT (source_id) DO UPDATE SET known_slots = excluded.known_slots, watche
 
 /// Acknowledges alert `$1` at `$2` (the first acknowledgement's time stays).
 const ACKNOWLEDGE: &str = "\
-UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, $2) WHERE id = $1 RETURNING id, rule, state";
+UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, $2) WHERE id = $1";
 
 const FIRING_COUNTS: &str =
     "SELECT rule, severity, count(*) AS alerts FROM alerts WHERE state = 'FIRING' GROUP BY 1, 2";
@@ -184,28 +185,19 @@ impl RuleRow {
     }
 }
 
-/// The columns of one rule's settings, for binding.
-struct RuleColumns {
-    rule: &'static str,
-    enabled: bool,
-    warning: Option<i64>,
-    critical: Option<i64>,
-    for_seconds: Option<i64>,
-    window_seconds: Option<i64>,
-}
-
-impl RuleColumns {
-    fn new(settings: &RuleSettings) -> Self {
-        let signed = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-        Self {
-            rule: settings.rule().as_str(),
-            enabled: settings.enabled(),
-            warning: signed(settings.warning()),
-            critical: signed(settings.critical()),
-            for_seconds: signed(settings.for_seconds()),
-            window_seconds: signed(settings.window_seconds()),
-        }
-    }
+/// `sql` (one of the two rule upserts) with a rule's settings bound as `$1`–`$6` and `now` as
+/// `$7`; the source's upsert binds its id as `$8`.
+fn upsert_rule(sql: &'static str, settings: &RuleSettings, now: Timestamp) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    let signed = |value: Option<u64>| value.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(settings.rule().as_str())
+        .bind::<Bool, _>(settings.enabled())
+        .bind::<Nullable<BigInt>, _>(signed(settings.warning()))
+        .bind::<Nullable<BigInt>, _>(signed(settings.critical()))
+        .bind::<Nullable<BigInt>, _>(signed(settings.for_seconds()))
+        .bind::<Nullable<BigInt>, _>(signed(settings.window_seconds()))
+        .bind::<Timestamptz, _>(now)
 }
 
 /// One row of [`CONTEXTS`].
@@ -370,16 +362,6 @@ struct BaselineRow {
     sampled_at: Timestamp,
     #[diesel(sql_type = BigInt)]
     current_lsn: i64,
-}
-
-#[derive(Debug, QueryableByName)]
-struct AcknowledgedRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    rule: String,
-    #[diesel(sql_type = Text)]
-    state: String,
 }
 
 #[derive(Debug, QueryableByName)]
@@ -731,7 +713,7 @@ impl AlertStore for PostgresAlertStore {
         self.store.settle(conn, result).await
     }
 
-    async fn acknowledge(&self, id: AlertId, now: Timestamp) -> Result<Alert, RepositoryError> {
+    async fn acknowledge(&self, id: AlertId, now: Timestamp, resolve: bool) -> Result<Alert, RepositoryError> {
         let id = id.get();
         let mut conn = self.store.connection().await?;
         let result = conn
@@ -739,16 +721,15 @@ impl AlertStore for PostgresAlertStore {
                 let acknowledged = diesel::sql_query(ACKNOWLEDGE)
                     .bind::<BigInt, _>(id)
                     .bind::<Timestamptz, _>(now)
-                    .load::<AcknowledgedRow>(conn)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| not_found(EntityKind::Alert, id))?;
-                let resolves = acknowledged.rule.parse::<AlertRule>().is_ok_and(AlertRule::resolves_when_acknowledged);
-                if resolves && acknowledged.state == AlertState::Firing.as_str() {
+                    .execute(conn)
+                    .await?;
+                if acknowledged == 0 {
+                    return Err(not_found(EntityKind::Alert, id));
+                }
+                if resolve {
+                    // Only a firing alert resolves (the statement's guard); its deliveries with it.
                     let mut notifications = Notifications::default();
-                    resolve_in(conn, &[(acknowledged.id, ResolveReason::Acknowledged, now)], &mut notifications)
-                        .await?;
+                    resolve_in(conn, &[(id, ResolveReason::Acknowledged, now)], &mut notifications).await?;
                     notifications.write(conn).await?;
                 }
                 find_alert(conn, id).await
@@ -777,20 +758,9 @@ impl AlertStore for PostgresAlertStore {
     }
 
     async fn set_global_rule(&self, settings: RuleSettings, now: Timestamp) -> Result<(), RepositoryError> {
-        let c = RuleColumns::new(&settings);
         let mut conn = self.store.connection().await?;
-        let result = diesel::sql_query(UPSERT_GLOBAL_RULE)
-            .bind::<Text, _>(c.rule)
-            .bind::<Bool, _>(c.enabled)
-            .bind::<Nullable<BigInt>, _>(c.warning)
-            .bind::<Nullable<BigInt>, _>(c.critical)
-            .bind::<Nullable<BigInt>, _>(c.for_seconds)
-            .bind::<Nullable<BigInt>, _>(c.window_seconds)
-            .bind::<Timestamptz, _>(now)
-            .execute(&mut conn)
-            .await
-            .map(drop)
-            .map_err(Failure::from);
+        let result =
+            upsert_rule(UPSERT_GLOBAL_RULE, &settings, now).execute(&mut conn).await.map(drop).map_err(Failure::from);
         self.store.settle(conn, result).await
     }
 
@@ -828,16 +798,8 @@ impl AlertStore for PostgresAlertStore {
         settings: RuleSettings,
         now: Timestamp,
     ) -> Result<(), RepositoryError> {
-        let c = RuleColumns::new(&settings);
         let mut conn = self.store.connection().await?;
-        let result = diesel::sql_query(UPSERT_SOURCE_RULE)
-            .bind::<Text, _>(c.rule)
-            .bind::<Bool, _>(c.enabled)
-            .bind::<Nullable<BigInt>, _>(c.warning)
-            .bind::<Nullable<BigInt>, _>(c.critical)
-            .bind::<Nullable<BigInt>, _>(c.for_seconds)
-            .bind::<Nullable<BigInt>, _>(c.window_seconds)
-            .bind::<Timestamptz, _>(now)
+        let result = upsert_rule(UPSERT_SOURCE_RULE, &settings, now)
             .bind::<BigInt, _>(source.get())
             .execute(&mut conn)
             .await

@@ -295,14 +295,17 @@ impl ChannelRepository for PostgresChannelRepository {
     async fn target(&self, id: ChannelId) -> Result<ChannelTarget, RepositoryError> {
         let id = id.get();
         let mut conn = self.store.connection().await?;
-        let result = async {
-            let channel = find_channel(&mut conn, id).await?;
-            let sealed = notification_channels::table.find(id).select(SealedRow::as_select()).first(&mut conn).await?;
-            Ok::<_, Failure>((channel, sealed))
-        }
-        .await;
+        let result = notification_channels::table
+            .find(id)
+            .select((ChannelRow::as_select(), SealedRow::as_select()))
+            .first::<(ChannelRow, SealedRow)>(&mut conn)
+            .await
+            .optional()
+            .map_err(Failure::from)
+            .and_then(|row| row.ok_or_else(|| not_found(EntityKind::NotificationChannel, id)));
         let (channel, sealed) = self.store.settle(conn, result).await?;
-        open_target(self.cipher.as_ref(), channel, sealed).map_err(|e| RepositoryError::Unexpected(e.into()))
+        open_target(self.cipher.as_ref(), channel.into_domain()?, sealed)
+            .map_err(|e| RepositoryError::Unexpected(e.into()))
     }
 }
 

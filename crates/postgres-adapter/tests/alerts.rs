@@ -165,11 +165,11 @@ async fn escalations_clear_the_acknowledgement_and_deleting_the_source_resolves_
     channel(&stores, "ops", Severity::Critical, true).await;
     stores.alerts.apply(vec![fired(id, Severity::Warning)]).await.expect("apply");
     let alert_id = stores.alerts.contexts(&[id]).await.expect("contexts")[0].firing[0].id;
-    let acked = stores.alerts.acknowledge(alert_id, fixed_time(20)).await.expect("ack");
+    let acked = stores.alerts.acknowledge(alert_id, fixed_time(20), false).await.expect("ack");
     assert_eq!(acked.acknowledged_at, Some(fixed_time(20)));
-    let again = stores.alerts.acknowledge(alert_id, fixed_time(30)).await.expect("ack");
+    let again = stores.alerts.acknowledge(alert_id, fixed_time(30), false).await.expect("ack");
     assert_eq!(again.acknowledged_at, Some(fixed_time(20)), "idempotent: the first time stays");
-    assert_eq!(again.state, AlertState::Firing, "acknowledging a retained-bytes alert does not resolve it");
+    assert_eq!(again.state, AlertState::Firing, "acknowledging without resolving leaves it firing");
 
     let escalation = EvaluatedSource {
         evaluation: Evaluation {

@@ -40,11 +40,10 @@ impl Delivering {
     }
 }
 
-/// One attempt's outcome, with what the counters need.
+/// One attempt's outcome.
 #[derive(Debug)]
 pub struct Attempted {
     attempt: DeliveryAttempt,
-    kind: &'static str,
 }
 
 #[async_trait]
@@ -112,7 +111,6 @@ impl Job for Delivering {
                 delivered,
                 at: self.clock.now(),
             },
-            kind,
         }
     }
 
@@ -131,12 +129,5 @@ impl Job for Delivering {
             Ok(_) => {}
             Err(error) => log_repository_error(Queue::NOTIFICATION_DELIVERY, "recording deliveries", &error),
         }
-    }
-}
-
-impl Attempted {
-    /// The channel kind it went to.
-    pub fn kind(&self) -> &'static str {
-        self.kind
     }
 }

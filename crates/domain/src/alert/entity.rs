@@ -1,6 +1,6 @@
 //! An alert as stored and read.
 
-use super::lifecycle::{AlertKey, AlertState, ResolveReason};
+use super::lifecycle::{AlertState, ResolveReason};
 use super::rule::{AlertRule, Severity};
 use crate::{AlertId, SourceId, Timestamp};
 
@@ -41,13 +41,6 @@ pub struct Alert {
     pub last_notified_at: Option<Timestamp>,
 }
 
-impl Alert {
-    /// The alert's key within its source.
-    pub fn key(&self) -> AlertKey {
-        AlertKey { rule: self.rule, slot_name: self.slot_name.clone() }
-    }
-}
-
 /// Which alerts a list returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertFilter {
@@ -59,34 +52,4 @@ pub struct AlertFilter {
     pub severity: Option<Severity>,
     /// Only alerts of this rule.
     pub rule: Option<AlertRule>,
-}
-
-impl ResolveReason {
-    /// The storage and wire form: `cleared`, `rule_disabled`, `slot_back`, `acknowledged`,
-    /// `source_deleted`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cleared => "cleared",
-            Self::RuleDisabled => "rule_disabled",
-            Self::SlotBack => "slot_back",
-            Self::Acknowledged => "acknowledged",
-            Self::SourceDeleted => "source_deleted",
-        }
-    }
-
-    /// Every reason.
-    pub const ALL: [Self; 5] =
-        [Self::Cleared, Self::RuleDisabled, Self::SlotBack, Self::Acknowledged, Self::SourceDeleted];
-}
-
-impl std::str::FromStr for ResolveReason {
-    type Err = crate::InvalidValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|reason| reason.as_str() == s).ok_or_else(|| {
-            crate::InvalidValue::new(
-                crate::InvalidKind::PatternMismatch,
-                "must be cleared, rule_disabled, slot_back, acknowledged or source_deleted",
-            )
-        })
-    }
 }

@@ -104,6 +104,48 @@ pub enum ResolveReason {
     SourceDeleted,
 }
 
+impl ResolveReason {
+    /// The storage and wire form: `cleared`, `rule_disabled`, `slot_back`, `acknowledged`,
+    /// `source_deleted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cleared => "cleared",
+            Self::RuleDisabled => "rule_disabled",
+            Self::SlotBack => "slot_back",
+            Self::Acknowledged => "acknowledged",
+            Self::SourceDeleted => "source_deleted",
+        }
+    }
+
+    /// Every reason.
+    pub const ALL: [Self; 5] =
+        [Self::Cleared, Self::RuleDisabled, Self::SlotBack, Self::Acknowledged, Self::SourceDeleted];
+}
+
+impl std::str::FromStr for ResolveReason {
+    type Err = crate::InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|reason| reason.as_str() == s).ok_or_else(|| {
+            crate::InvalidValue::new(
+                crate::InvalidKind::PatternMismatch,
+                "must be cleared, rule_disabled, slot_back, acknowledged or source_deleted",
+            )
+        })
+    }
+}
+
+impl std::str::FromStr for NotificationType {
+    type Err = crate::InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| {
+            crate::InvalidValue::new(
+                crate::InvalidKind::PatternMismatch,
+                "must be alert.firing, alert.escalated, alert.resolved or alert.renotify",
+            )
+        })
+    }
+}
+
 /// A firing alert, as the evaluation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FiringAlert {

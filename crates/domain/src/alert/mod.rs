@@ -15,5 +15,5 @@ pub use lifecycle::{
     AlertChange, AlertKey, AlertMemory, AlertState, AlertUpdate, EffectiveRules, Evaluation, EvaluationInput,
     FiringAlert, NewAlert, NotificationType, Observation, RateBaseline, Reading, ResolveReason, Watch, evaluate,
 };
-pub use rule::{AlertRule, InvalidRuleSettings, RuleSettings, RuleSettingsPatch, RuleSubject, RuleUnit, Severity};
+pub use rule::{AlertRule, InvalidRuleSettings, RuleSettings, RuleSettingsPatch, RuleSubject, Severity};
 pub use units::{format_bytes, format_seconds};

@@ -52,15 +52,6 @@ pub enum RuleSubject {
     Source,
 }
 
-/// The unit of a rule's `value` and `threshold`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RuleUnit {
-    /// Bytes.
-    Bytes,
-    /// Seconds.
-    Seconds,
-}
-
 /// One of the fixed set of alert rules (SPEC, "Rules").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertRule {
@@ -138,17 +129,6 @@ impl AlertRule {
         match self {
             Self::SourceUnreachable | Self::WalDirBytes => RuleSubject::Source,
             _ => RuleSubject::Slot,
-        }
-    }
-
-    /// The unit of the rule's `value` and `threshold`; `None` for rules that have neither.
-    pub fn unit(self) -> Option<RuleUnit> {
-        match self {
-            Self::SlotRetainedBytes | Self::WalDirBytes => Some(RuleUnit::Bytes),
-            Self::SlotTimeToLost | Self::SlotInactive | Self::SlotStalled | Self::SourceUnreachable => {
-                Some(RuleUnit::Seconds)
-            }
-            Self::SlotLost | Self::SlotUnreserved | Self::SlotDropped => None,
         }
     }
 
