@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{API_KEY, TestApp, destination_body, source_body};
+use rosetta_test_support::ClusterOptions;
+use support::{API_KEY, TestApp, destination_body, fresh_database, source_body, start_cluster};
 
 /// The repository root.
 fn root() -> PathBuf {
@@ -56,11 +57,21 @@ fn figures(output: &str) -> (Option<u64>, Option<u64>, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_answers_exactly_as_its_openapi_document_says() {
     let st = schemathesis();
-    let app = TestApp::spawn().await;
+    let database = fresh_database().await;
+    // Source operations answer within this (an unreachable source is a 502/504 at once).
+    let app = TestApp::spawn_with(database.url(), &[("SOURCE_TIMEOUT_SECONDS", "2")]).await;
+    // The first seed source is a real throwaway cluster, so source operations (tables,
+    // publication, slots) are exercised on their success paths too; the second is unreachable.
+    let cluster = start_cluster(ClusterOptions::default()).await;
+    let reachable = serde_json::json!({
+        "name": "seed-1", "pg_host": "127.0.0.1", "pg_port": cluster.port(), "pg_database": "postgres",
+        "pg_username": "postgres", "publication_name": "cdc_pub", "replication_id": 1
+    });
     // A few resources with low ids, so that generated ids (which favour small numbers) also
     // reach existing ones besides those the stateful phase creates through the links.
     for i in 1..=2 {
-        let source = app.post("/api/v1/sources", &source_body(&format!("seed-{i}"))).await;
+        let body = if i == 1 { reachable.clone() } else { source_body(&format!("seed-{i}")) };
+        let source = app.post("/api/v1/sources", &body).await;
         let destination = app.post("/api/v1/destinations", &destination_body(&format!("seed-{i}"))).await;
         let (source, destination): (serde_json::Value, serde_json::Value) =
             (source.json().await.expect("JSON"), destination.json().await.expect("JSON"));

@@ -5,10 +5,13 @@ use rosetta_domain::{Destination, DestinationId, DestinationPatch, NewDestinatio
 use rosetta_ports::inbound::{DeleteMode, DestinationService, ServiceError};
 use rosetta_ports::outbound::{Clock, DestinationRepository};
 
+use crate::source_operations::SlotCleaner;
+
 /// Manages destinations through a [`DestinationRepository`].
 #[derive(Clone)]
 pub struct DestinationManager {
     repository: Arc<dyn DestinationRepository>,
+    cleaner: SlotCleaner,
     clock: Arc<dyn Clock>,
 }
 
@@ -20,8 +23,9 @@ impl std::fmt::Debug for DestinationManager {
 
 impl DestinationManager {
     /// A manager over `repository`, stamping changes with `clock`.
-    pub fn new(repository: Arc<dyn DestinationRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { repository, clock }
+    /// A cascading delete drops its pipelines' managed slots through `cleaner`.
+    pub fn new(repository: Arc<dyn DestinationRepository>, cleaner: SlotCleaner, clock: Arc<dyn Clock>) -> Self {
+        Self { repository, cleaner, clock }
     }
 }
 
@@ -52,8 +56,9 @@ impl DestinationService for DestinationManager {
     }
 
     async fn delete_destination(&self, id: DestinationId, mode: DeleteMode) -> Result<(), ServiceError> {
-        self.repository.delete(id, mode == DeleteMode::Cascade).await?;
+        let tasks = self.repository.delete(id, mode == DeleteMode::Cascade, self.clock.now()).await?;
         tracing::info!(destination_id = %id, cascade = mode == DeleteMode::Cascade, "destination deleted");
+        self.cleaner.run_now(tasks).await;
         Ok(())
     }
 }
@@ -70,7 +75,8 @@ mod tests {
     #[tokio::test]
     async fn duplicate_names_surface_as_conflicts() {
         let store = InMemoryStore::new(Arc::new(InsecureTestCipher::new(1)));
-        let manager = DestinationManager::new(Arc::new(store), Arc::new(SystemClock));
+        let manager =
+            DestinationManager::new(Arc::new(store), crate::source_operations::unused_cleaner(), Arc::new(SystemClock));
         manager.create_destination(new_destination("wh", None)).await.unwrap();
         let clash = manager.create_destination(new_destination("WH", None)).await;
         assert!(matches!(

@@ -11,6 +11,7 @@ mod destinations;
 mod health;
 mod pipelines;
 mod recording;
+mod source_operations;
 mod sources;
 mod wal_monitor;
 
@@ -20,5 +21,6 @@ pub use destinations::DestinationManager;
 pub use health::ReadinessChecker;
 pub use pipelines::PipelineManager;
 pub use recording::SampleRecorder;
+pub use source_operations::{SlotCleaner, SourceOperator};
 pub use sources::SourceManager;
 pub use wal_monitor::WalMonitorReader;

@@ -5,10 +5,13 @@ use rosetta_domain::{NewSource, Page, PageRequest, Source, SourceId, SourcePatch
 use rosetta_ports::inbound::{DeleteMode, ServiceError, SourceService};
 use rosetta_ports::outbound::{Clock, SourceRepository};
 
+use crate::source_operations::SlotCleaner;
+
 /// Manages sources through a [`SourceRepository`].
 #[derive(Clone)]
 pub struct SourceManager {
     repository: Arc<dyn SourceRepository>,
+    cleaner: SlotCleaner,
     clock: Arc<dyn Clock>,
 }
 
@@ -20,8 +23,9 @@ impl std::fmt::Debug for SourceManager {
 
 impl SourceManager {
     /// A manager over `repository`, stamping changes with `clock`.
-    pub fn new(repository: Arc<dyn SourceRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { repository, clock }
+    /// A cascading delete drops its pipelines' managed slots through `cleaner`.
+    pub fn new(repository: Arc<dyn SourceRepository>, cleaner: SlotCleaner, clock: Arc<dyn Clock>) -> Self {
+        Self { repository, cleaner, clock }
     }
 }
 
@@ -48,8 +52,9 @@ impl SourceService for SourceManager {
     }
 
     async fn delete_source(&self, id: SourceId, mode: DeleteMode) -> Result<(), ServiceError> {
-        self.repository.delete(id, mode == DeleteMode::Cascade).await?;
+        let tasks = self.repository.delete(id, mode == DeleteMode::Cascade, self.clock.now()).await?;
         tracing::info!(source_id = %id, cascade = mode == DeleteMode::Cascade, "source deleted");
+        self.cleaner.run_now(tasks).await;
         Ok(())
     }
 }
@@ -77,7 +82,7 @@ mod tests {
             .expect_create()
             .withf(|new, now| new.name.as_str() == "orders" && *now == fixed_time(3))
             .returning(|_, _| Err(RepositoryError::Unavailable("down".into())));
-        let manager = SourceManager::new(Arc::new(repository), clock_at(3));
+        let manager = SourceManager::new(Arc::new(repository), crate::source_operations::unused_cleaner(), clock_at(3));
         let outcome = manager.create_source(new_source("orders", None)).await;
         assert!(matches!(outcome, Err(ServiceError::Unavailable(_))));
     }
@@ -85,11 +90,11 @@ mod tests {
     #[tokio::test]
     async fn delete_passes_the_cascade_mode_and_maps_in_use() {
         let mut repository = MockSourceRepository::new();
-        repository.expect_delete().withf(|id, cascade| id.get() == 5 && !cascade).returning(|id, _| {
+        repository.expect_delete().withf(|id, cascade, _| id.get() == 5 && !cascade).returning(|id, _, _| {
             Err(RepositoryError::InUse { entity: EntityKind::Source, id: id.get(), pipelines: vec![] })
         });
-        repository.expect_delete().withf(|_, cascade| *cascade).returning(|_, _| Ok(()));
-        let manager = SourceManager::new(Arc::new(repository), clock_at(0));
+        repository.expect_delete().withf(|_, cascade, _| *cascade).returning(|_, _, _| Ok(Vec::new()));
+        let manager = SourceManager::new(Arc::new(repository), crate::source_operations::unused_cleaner(), clock_at(0));
         let restricted = manager.delete_source(SourceId::new(5), DeleteMode::Restrict).await;
         assert!(matches!(restricted, Err(ServiceError::InUse { entity: EntityKind::Source, id: 5, .. })));
         manager.delete_source(SourceId::new(5), DeleteMode::Cascade).await.unwrap();

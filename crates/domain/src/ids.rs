@@ -58,3 +58,7 @@ id_type!(
     /// Identifies a [`crate::Delivery`]; also the `webhook-id` of every attempt to send it.
     DeliveryId
 );
+id_type!(
+    /// Identifies a [`crate::CleanupTask`].
+    CleanupTaskId
+);

@@ -1,13 +1,14 @@
 //! Rosetta's domain model.
 //!
 //! Pure types and rules: sources (PostgreSQL databases), destinations (Snowflake warehouses),
-//! pipelines and their lifecycle, and the alert rules that watch sources' WAL. No async, no I/O and no framework; `serde` support is behind the
+//! pipelines and their lifecycle, replication slots, publications and preflight checks, and the alert rules that watch sources' WAL. No async, no I/O and no framework; `serde` support is behind the
 //! `serde` feature so other services can link this crate with or without it.
 //!
 //! Every value type is valid once it exists ("parse, don't validate"): constructors return
 //! [`InvalidValue`] describing the first rule the input breaks.
 
 mod alert;
+mod catalog;
 mod destination;
 mod ids;
 mod invalid;
@@ -15,7 +16,9 @@ mod notification;
 mod page;
 mod patch;
 mod pipeline;
+mod preflight;
 mod secret;
+mod slot;
 mod source;
 mod text;
 mod wal;
@@ -26,10 +29,11 @@ pub use alert::{
     RateBaseline, Reading, ResolveReason, RuleSettings, RuleSettingsPatch, RuleSubject, Severity, Watch, evaluate,
     format_bytes, format_seconds,
 };
+pub use catalog::{Publication, PublicationTables, ReplicaIdentity, SourceTable, TableName};
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
 };
-pub use ids::{AlertId, ChannelId, DeliveryId, DestinationId, PipelineId, SourceId};
+pub use ids::{AlertId, ChannelId, CleanupTaskId, DeliveryId, DestinationId, PipelineId, SourceId};
 pub use invalid::{InvalidKind, InvalidValue};
 pub use notification::{
     AfterAttempt, ChannelKind, ChannelName, ChannelPatch, ChannelTarget, ChannelUrl, Delivery, DeliveryState,
@@ -41,7 +45,12 @@ pub use pipeline::{
     NewPipeline, Pipeline, PipelineDetails, PipelineMetadata, PipelineMetadataStatus, PipelineName, PipelinePatch,
     PipelineStatus, PipelineSummary, Transition,
 };
+pub use preflight::{
+    CheckName, CheckStatus, MIN_SOURCE_VERSION_NUM, Preflight, PreflightCheck, PreflightSubject, PublicationFacts,
+    SourceFacts, quote_identifier,
+};
 pub use secret::Secret;
+pub use slot::{CleanupKind, CleanupTask, LiveSlot, PipelineSlot, SlotName, cleanup_retry_at};
 pub use source::{
     NewSource, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Source, SourceConnection,
     SourceName, SourcePatch,

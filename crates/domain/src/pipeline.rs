@@ -1,6 +1,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::slot::SlotName;
 use crate::text::resource_name;
 use crate::{Destination, DestinationId, InvalidKind, InvalidValue, PipelineId, Source, SourceId, Timestamp};
 
@@ -127,6 +128,10 @@ pub struct Pipeline {
     pub destination_id: DestinationId,
     /// Desired status.
     pub status: PipelineStatus,
+    /// The replication slot on the source this pipeline reads through (unique per source).
+    pub slot_name: SlotName,
+    /// Whether Rosetta created that slot, and so drops it with the pipeline.
+    pub slot_managed: bool,
     /// Observed state.
     pub metadata: PipelineMetadata,
     /// When the pipeline was created.
@@ -246,6 +251,8 @@ pub struct NewPipeline {
     pub destination_id: DestinationId,
     /// Desired status (default `START`).
     pub status: PipelineStatus,
+    /// Its replication slot's name; `None`: `rosetta_<pipeline id>`.
+    pub slot_name: Option<SlotName>,
 }
 
 /// A partial update of a pipeline. A `status` has exactly the effect of the matching action.
@@ -279,6 +286,8 @@ mod tests {
             source_id: SourceId::new(1),
             destination_id: DestinationId::new(1),
             status,
+            slot_name: SlotName::for_pipeline(id),
+            slot_managed: false,
             metadata: PipelineMetadata::initial(id, status, at(0)),
             created_at: at(0),
             updated_at: at(0),

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::input::body::BodySettings;
 use crate::middleware::{ApiKeys, ClientLimiter, Guard, api_boundary, guard, request_context};
 use crate::resources::meta::{self, DocsPage, MetricsText, OpenApiJson};
-use crate::resources::{alerts, channels, destinations, health, pipelines, sources, wal};
+use crate::resources::{alerts, channels, destinations, health, pipelines, slots, source_operations, sources, wal};
 use crate::{HttpSettings, Mount, RenderMetrics, ServicesFactory, openapi};
 
 /// The version the service reports (health, OpenAPI).
@@ -105,6 +105,10 @@ pub(crate) fn api_scope(
             scope::scope(prefix)
                 .wrap(from_fn(guard))
                 .service(health::readiness)
+                // Before `/sources/{id}`: `validate` is not an id, so another method on this
+                // path is a 405 (through the fallback), not a 422 on a malformed id.
+                .service(source_operations::validate_source_settings)
+                .map(|scope| scope.service(web::resource("/sources/validate").to(fallback)))
                 .service(sources::create_source)
                 .service(sources::list_sources)
                 .service(sources::get_source)
@@ -144,7 +148,17 @@ pub(crate) fn api_scope(
                 .service(channels::patch_channel)
                 .service(channels::delete_channel)
                 .service(channels::test_channel)
-                .service(channels::list_deliveries),
+                .service(channels::list_deliveries)
+                .service(source_operations::validate_source)
+                .service(source_operations::list_source_tables)
+                .service(source_operations::get_source_publication)
+                .service(source_operations::put_source_publication)
+                .service(source_operations::delete_source_publication)
+                .service(slots::create_pipeline_slot)
+                .service(slots::get_pipeline_slot)
+                .service(slots::delete_pipeline_slot)
+                .service(slots::list_cleanup_tasks)
+                .service(slots::delete_cleanup_task),
         )
 }
 
@@ -168,6 +182,9 @@ impl AppState {
             .app_data(web::Data::from(services.wal_monitor))
             .app_data(web::Data::from(services.alerts))
             .app_data(web::Data::from(services.channels))
+            .app_data(web::Data::from(services.source_operations))
+            .app_data(web::Data::from(services.slots))
+            .app_data(web::Data::from(services.cleanup_tasks))
             .app_data(self.body)
             .app_data(self.version.clone())
             .app_data(self.guard.clone())
@@ -246,14 +263,23 @@ impl RouteTable {
         Self(routes)
     }
 
-    /// The methods served at `path`, as an `Allow` value, if the path is a route at all.
+    /// The methods served at `path`, as an `Allow` value, if the path is a route at all. A
+    /// literal route wins over templated ones it also matches (`/sources/validate` is not
+    /// `/sources/{id}`), as in the router.
     fn allowed(&self, path: &str) -> Option<String> {
-        let methods: Vec<&str> = self
-            .0
-            .iter()
-            .filter(|(resource, _)| resource.is_match(path))
-            .flat_map(|(_, methods)| methods.iter().map(Method::as_str))
-            .collect();
+        let matching: Vec<&(ResourceDef, Vec<Method>)> =
+            self.0.iter().filter(|(resource, _)| resource.is_match(path)).collect();
+        let literal = matching.iter().find(|(resource, _)| !resource.is_prefix() && resource.pattern() == Some(path));
+        let chosen: Vec<&(ResourceDef, Vec<Method>)> = match literal {
+            Some(route) => vec![*route],
+            None => matching,
+        };
+        let mut methods: Vec<&str> = Vec::new();
+        for method in chosen.iter().flat_map(|(_, methods)| methods.iter().map(Method::as_str)) {
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
         (!methods.is_empty()).then(|| methods.join(", "))
     }
 }

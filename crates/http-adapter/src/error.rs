@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use rosetta_ports::inbound::ServiceError;
+use rosetta_ports::sources::SourceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -20,7 +21,7 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
 pub(crate) struct ErrorBody {
     /// A stable machine-readable category: `ValidationError`, `NotFound`, `Conflict`, `Unauthorized`,
     /// `RateLimited`, `Unavailable`, `InternalError`, `MethodNotAllowed`, `PayloadTooLarge`,
-    /// `UnsupportedMediaType`, `RequestTimeout`, `BadRequest`.
+    /// `UnsupportedMediaType`, `RequestTimeout`, `BadRequest`, `SourceError`, `SourceTimeout`.
     pub error: &'static str,
     /// A human-readable explanation.
     pub message: String,
@@ -43,6 +44,8 @@ pub(crate) enum ErrorDetails {
     InUse(InUseDetails),
     /// `RateLimited`.
     RateLimited(RateLimitedDetails),
+    /// `SourceError` and `SourceTimeout`: which source, and the SQLSTATE it answered with.
+    Source(SourceDetails),
     /// Every other error.
     Empty(NoDetails),
 }
@@ -51,7 +54,8 @@ pub(crate) enum ErrorDetails {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotFoundDetails {
-    /// `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel` or `AlertRule`.
+    /// `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel`, `AlertRule`, `CleanupTask`
+    /// or `Publication`.
     entity_type: &'static str,
     /// The id that was looked for.
     entity_id: String,
@@ -87,6 +91,17 @@ pub(crate) struct InUseDetails {
 pub(crate) struct RateLimitedDetails {
     /// Seconds until a request will be accepted again.
     retry_after_seconds: u64,
+}
+
+/// `details` of `SourceError` / `SourceTimeout`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceDetails {
+    /// The source (0 for settings that are not saved).
+    source_id: i64,
+    /// The server's SQLSTATE (`28P01`: wrong password; `42501`: missing privilege); null when it
+    /// did not answer.
+    sqlstate: Option<String>,
 }
 
 /// `details` of every other error: an empty object.
@@ -375,6 +390,37 @@ impl From<ServiceError> for ApiError {
             )]),
             ServiceError::InvalidInput { field, error } => {
                 Self::validation(vec![FieldError::new(&["body", field], error.kind.code(), error.message)])
+            }
+            ServiceError::Refused(reason) => {
+                Self::new(StatusCode::CONFLICT, "Conflict", reason, ErrorDetails::Empty(NoDetails {}))
+            }
+            ServiceError::MissingTables(tables) => Self::validation(
+                tables
+                    .into_iter()
+                    .map(|table| {
+                        FieldError::new(
+                            &["body", "tables"],
+                            "invalid_reference",
+                            format!("table {table} does not exist"),
+                        )
+                    })
+                    .collect(),
+            ),
+            ServiceError::PublicationNotFound { name } => Self::new(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("Publication '{name}' not found"),
+                ErrorDetails::NotFound(NotFoundDetails { entity_type: "Publication", entity_id: name }),
+            ),
+            ServiceError::Source { source_id, error } => {
+                let details =
+                    SourceDetails { source_id: source_id.get(), sqlstate: error.sqlstate().map(str::to_owned) };
+                let (status, kind) = match error {
+                    SourceError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "SourceTimeout"),
+                    _ => (StatusCode::BAD_GATEWAY, "SourceError"),
+                };
+                tracing::warn!(source_id = %source_id, error = %error, "source operation failed");
+                Self::new(status, kind, format!("Source {source_id}: {error}"), ErrorDetails::Source(details))
             }
             ServiceError::Unavailable(cause) => {
                 tracing::error!(error = %cause_chain(cause.as_ref()), "a dependency is unavailable");

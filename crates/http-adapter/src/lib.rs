@@ -31,7 +31,10 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use rosetta_ports::alerts::{AlertService, ChannelService};
-use rosetta_ports::inbound::{DestinationService, HealthService, PipelineService, SourceService};
+use rosetta_ports::inbound::{
+    CleanupTaskService, DestinationService, HealthService, PipelineService, SlotService, SourceOperationsService,
+    SourceService,
+};
 use rosetta_ports::wal::WalMonitorService;
 
 pub use middleware::request_context;
@@ -60,6 +63,12 @@ pub struct ApiServices {
     pub alerts: Arc<dyn AlertService>,
     /// Notification channels and their deliveries.
     pub channels: Arc<dyn ChannelService>,
+    /// Preflight, tables and publication of sources.
+    pub source_operations: Arc<dyn SourceOperationsService>,
+    /// Pipelines' replication slots.
+    pub slots: Arc<dyn SlotService>,
+    /// Cleanup tasks.
+    pub cleanup_tasks: Arc<dyn CleanupTaskService>,
 }
 
 impl ApiServices {

@@ -34,6 +34,8 @@ use crate::app::api_scope;
                                               host CPU / memory / swap history"),
         (name = "alerts", description = "Alerts on slots and sources, their rules, and the notification channels \
                                          they are delivered to"),
+        (name = "cleanup-tasks", description = "Work on sources that outlives what asked for it: managed slots \
+                                                 to drop whose pipelines are gone"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "This document, its interactive UI and Prometheus metrics"),
     )

@@ -2,11 +2,13 @@
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page, PageRequest,
-    PipelineDetails, PipelineId, PipelinePatch, PipelineStatus, PipelineSummary, Source, SourceId, SourcePatch,
+    CleanupTask, CleanupTaskId, Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource,
+    Page, PageRequest, PipelineDetails, PipelineId, PipelinePatch, PipelineSlot, PipelineStatus, PipelineSummary,
+    Preflight, Publication, PublicationTables, Source, SourceId, SourcePatch, SourceTable,
 };
 
 use crate::outbound::RepositoryError;
+use crate::sources::SourceError;
 use crate::{BoxError, EntityKind};
 
 /// Why a use case failed. Driving adapters map each variant to their own error form (HTTP status
@@ -59,6 +61,27 @@ pub enum ServiceError {
         field: &'static str,
         /// What is wrong with it.
         error: rosetta_domain::InvalidValue,
+    },
+    /// The request cannot be done in the current state (a consumer is attached to the slot, a
+    /// started pipeline uses the publication); the text says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// Tables named in the body do not exist on the source (an input error on `tables`).
+    #[error("tables do not exist: {}", .0.join(", "))]
+    MissingTables(Vec<String>),
+    /// The source has no publication of that name.
+    #[error("Publication '{name}' not found")]
+    PublicationNotFound {
+        /// The publication's name.
+        name: String,
+    },
+    /// The source itself failed (refused, authentication, a SQL error, no answer in time).
+    #[error("source {source_id}: {error}")]
+    Source {
+        /// The source.
+        source_id: SourceId,
+        /// What failed (secrets removed).
+        error: SourceError,
     },
     /// A dependency is temporarily unavailable; retry later.
     #[error("service temporarily unavailable")]
@@ -115,8 +138,66 @@ pub trait SourceService: Send + Sync {
     async fn list_sources(&self, page: PageRequest) -> Result<Page<Source>, ServiceError>;
     /// Partially updates a source. Errors: `NotFound`, `Conflict`.
     async fn update_source(&self, id: SourceId, patch: SourcePatch) -> Result<Source, ServiceError>;
-    /// Deletes a source. Errors: `NotFound`, `InUse` (with `DeleteMode::Restrict`).
+    /// Deletes a source; with `DeleteMode::Cascade` its pipelines go too and their managed slots
+    /// are dropped (what cannot be dropped now is left to a cleanup task).
+    /// Errors: `NotFound`, `InUse` (with `DeleteMode::Restrict`).
     async fn delete_source(&self, id: SourceId, mode: DeleteMode) -> Result<(), ServiceError>;
+}
+
+/// Acting on a source database: preflight, its tables and its publication. Every call connects
+/// with the source's settings and is bounded in time.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SourceOperationsService: Send + Sync {
+    /// Preflight of settings that are not saved. Never fails because of the source: an
+    /// unreachable source is a failed `connect` check.
+    async fn validate_settings(&self, settings: NewSource) -> Result<Preflight, ServiceError>;
+    /// Preflight of a saved source. Errors: `NotFound`.
+    async fn validate_source(&self, id: SourceId) -> Result<Preflight, ServiceError>;
+    /// The source's user tables. Errors: `NotFound`, `Source`.
+    async fn list_tables(&self, id: SourceId) -> Result<Vec<SourceTable>, ServiceError>;
+    /// The source's publication. Errors: `NotFound`, `Source`.
+    async fn get_publication(&self, id: SourceId) -> Result<Publication, ServiceError>;
+    /// Creates the publication or alters it to publish exactly `tables` (idempotent).
+    /// Errors: `NotFound`, `MissingTables`, `Source`.
+    async fn set_publication(&self, id: SourceId, tables: PublicationTables) -> Result<Publication, ServiceError>;
+    /// Drops the publication. Errors: `NotFound`, `PublicationNotFound`, `Refused` (a pipeline
+    /// of the source is started), `Source`.
+    async fn drop_publication(&self, id: SourceId) -> Result<(), ServiceError>;
+}
+
+/// What creating a pipeline's slot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotCreated {
+    /// The slot afterwards.
+    pub slot: PipelineSlot,
+    /// Whether it was created now (else it existed and was left alone).
+    pub created: bool,
+}
+
+/// Pipelines' replication slots on their sources.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait SlotService: Send + Sync {
+    /// Creates the pipeline's slot (managed), or adopts an existing logical slot of that name
+    /// (its `managed` unchanged). Errors: `NotFound`, `Refused` (a slot of that name that is not
+    /// a logical slot of the database), `Source`.
+    async fn create_slot(&self, pipeline: PipelineId) -> Result<SlotCreated, ServiceError>;
+    /// The pipeline's slot, read live. Errors: `NotFound`, `Source`.
+    async fn get_slot(&self, pipeline: PipelineId) -> Result<PipelineSlot, ServiceError>;
+    /// Drops the pipeline's slot; with `force`, its consumer is disconnected first.
+    /// Errors: `NotFound`, `Refused` (a consumer is attached and no `force`), `Source`.
+    async fn drop_slot(&self, pipeline: PipelineId, force: bool) -> Result<(), ServiceError>;
+}
+
+/// The cleanup tasks that finish what deletes could not (a slot on a source that was down).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait CleanupTaskService: Send + Sync {
+    /// A page of tasks, oldest first.
+    async fn list_cleanup_tasks(&self, page: PageRequest) -> Result<Page<CleanupTask>, ServiceError>;
+    /// Abandons a task: it is deleted without being done. Errors: `NotFound`.
+    async fn abandon_cleanup_task(&self, id: CleanupTaskId) -> Result<(), ServiceError>;
 }
 
 /// Managing destinations.
@@ -140,8 +221,11 @@ pub trait DestinationService: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PipelineService: Send + Sync {
-    /// Creates a pipeline and its metadata. Errors: `MissingReference`, `Conflict`.
-    async fn create_pipeline(&self, new: NewPipeline) -> Result<PipelineDetails, ServiceError>;
+    /// Creates a pipeline and its metadata. With `provision`, its slot is created on the source
+    /// first, and if that fails no pipeline is kept. Errors: `MissingReference`, `Conflict`
+    /// (name, or a slot name another pipeline of the source uses), and with `provision` those of
+    /// [`SlotService::create_slot`].
+    async fn create_pipeline(&self, new: NewPipeline, provision: bool) -> Result<PipelineDetails, ServiceError>;
     /// Reads a pipeline with its source, destination and metadata. Errors: `NotFound`.
     async fn get_pipeline(&self, id: PipelineId) -> Result<PipelineDetails, ServiceError>;
     /// Lists pipelines by id, each with source, destination and metadata.
@@ -155,7 +239,9 @@ pub trait PipelineService: Send + Sync {
         id: PipelineId,
         status: PipelineStatus,
     ) -> Result<PipelineDetails, ServiceError>;
-    /// Deletes a pipeline and its metadata. Errors: `NotFound`.
+    /// Deletes a pipeline and its metadata, and drops its managed slot; when the slot cannot be
+    /// dropped now (source unreachable, consumer attached) the pipeline is still deleted and a
+    /// cleanup task finishes the drop. Errors: `NotFound`.
     async fn delete_pipeline(&self, id: PipelineId) -> Result<(), ServiceError>;
 }
 

@@ -28,6 +28,9 @@ impl Queue {
     /// One item per pending delivery of an alert transition to a channel, due at its next
     /// attempt. Items come with the deliveries and go when they are delivered or given up.
     pub const NOTIFICATION_DELIVERY: Queue = Queue("notification_delivery");
+    /// One item per cleanup task (a slot to drop on a source), due at its next attempt. Items
+    /// come with the tasks and go when they are done or abandoned.
+    pub const SOURCE_CLEANUP: Queue = Queue("source_cleanup");
 
     /// A queue named `name`: lower-case letters and `_`, 1–63 of them (checked by the stores).
     pub const fn named(name: &'static str) -> Queue {

@@ -7,6 +7,7 @@
 //! * [`jobs`]: the leases through which server processes share background work.
 //! * [`wal`]: the WAL monitor's ports: probes, stores, recording and reading.
 //! * [`alerts`]: alerts, rules, notification channels, deliveries and the sender.
+//! * [`sources`]: operations on source databases (preflight, publication, slots) and cleanup tasks.
 //!
 //! Signatures use domain types and the error enums of this crate only, never framework types.
 //!
@@ -18,6 +19,7 @@ pub mod alerts;
 pub mod inbound;
 pub mod jobs;
 pub mod outbound;
+pub mod sources;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wal;
@@ -40,10 +42,12 @@ pub enum EntityKind {
     Alert,
     /// A notification channel.
     NotificationChannel,
+    /// A cleanup task.
+    CleanupTask,
 }
 
 impl EntityKind {
-    /// The name clients see: `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel`.
+    /// The name clients see: `Source`, `Destination`, `Pipeline`, `Alert`, `NotificationChannel`, `CleanupTask`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Source => "Source",
@@ -51,6 +55,7 @@ impl EntityKind {
             Self::Pipeline => "Pipeline",
             Self::Alert => "Alert",
             Self::NotificationChannel => "NotificationChannel",
+            Self::CleanupTask => "CleanupTask",
         }
     }
 }

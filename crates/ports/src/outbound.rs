@@ -5,9 +5,9 @@
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page, PageRequest,
-    PipelineDetails, PipelineId, PipelinePatch, PipelineSummary, Secret, Source, SourceConnection, SourceId,
-    SourcePatch, Timestamp,
+    CleanupTask, Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page,
+    PageRequest, PipelineDetails, PipelineId, PipelinePatch, PipelineStatus, PipelineSummary, Secret, SlotName, Source,
+    SourceConnection, SourceId, SourcePatch, Timestamp,
 };
 
 use crate::{BoxError, EntityKind};
@@ -83,8 +83,9 @@ pub trait SourceRepository: Send + Sync {
 
     /// Deletes a source. Without `cascade`, a source still referenced by pipelines is kept and
     /// `InUse` names them; with `cascade`, those pipelines and their metadata are deleted in the
-    /// same transaction. Errors: `NotFound`, `InUse`.
-    async fn delete(&self, id: SourceId, cascade: bool) -> Result<(), RepositoryError>;
+    /// same transaction, and a cleanup task (due at [`crate::sources::first_cleanup_due`]) is
+    /// recorded for each of their managed slots, which it returns. Errors: `NotFound`, `InUse`.
+    async fn delete(&self, id: SourceId, cascade: bool, now: Timestamp) -> Result<Vec<CleanupTask>, RepositoryError>;
 
     /// Everything needed to log in to the source, with the password opened.
     /// Errors: `NotFound`; `Unexpected` when the stored settings cannot be used (see
@@ -147,8 +148,14 @@ pub trait DestinationRepository: Send + Sync {
         now: Timestamp,
     ) -> Result<Destination, RepositoryError>;
 
-    /// Deletes a destination; same rules as [`SourceRepository::delete`].
-    async fn delete(&self, id: DestinationId, cascade: bool) -> Result<(), RepositoryError>;
+    /// Deletes a destination; same rules as [`SourceRepository::delete`] (a cascade records the
+    /// cleanup tasks of its pipelines' managed slots and returns them).
+    async fn delete(
+        &self,
+        id: DestinationId,
+        cascade: bool,
+        now: Timestamp,
+    ) -> Result<Vec<CleanupTask>, RepositoryError>;
 }
 
 /// Stores pipelines together with their one metadata row. Reads return the pipeline with its
@@ -179,8 +186,30 @@ pub trait PipelineRepository: Send + Sync {
         now: Timestamp,
     ) -> Result<PipelineDetails, RepositoryError>;
 
-    /// Deletes a pipeline and its metadata. Errors: `NotFound`.
-    async fn delete(&self, id: PipelineId) -> Result<(), RepositoryError>;
+    /// Deletes a pipeline and its metadata; when its slot is managed, records a cleanup task that
+    /// drops it (due at [`crate::sources::first_cleanup_due`]) in the same transaction and
+    /// returns it. Errors: `NotFound`.
+    async fn delete(&self, id: PipelineId, now: Timestamp) -> Result<Option<CleanupTask>, RepositoryError>;
+
+    /// Records whether Rosetta created the pipeline's slot. Errors: `NotFound`.
+    async fn set_slot_managed(&self, id: PipelineId, managed: bool, now: Timestamp) -> Result<(), RepositoryError>;
+
+    /// The pipelines of `source` (every source when `None`), ordered by id, each with the slot
+    /// it names and its desired status.
+    async fn pipelines_of(&self, source: Option<SourceId>) -> Result<Vec<SourcePipeline>, RepositoryError>;
+}
+
+/// A pipeline as seen from its source: the slot it names there and its desired status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePipeline {
+    /// The pipeline.
+    pub pipeline_id: PipelineId,
+    /// Its source.
+    pub source_id: SourceId,
+    /// The slot it names on that source.
+    pub slot_name: SlotName,
+    /// Its desired status.
+    pub status: PipelineStatus,
 }
 
 /// The health of the metadata database, for readiness checks.
@@ -203,7 +232,7 @@ pub trait Clock: Send + Sync {
 /// value copied to another row or column fails to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecretSlot {
-    /// The table (`sources`, `destinations`).
+    /// The table (`sources`, `destinations`, `cleanup_tasks`).
     pub table: &'static str,
     /// The column (`pg_password`, `snowflake_private_key_passphrase`).
     pub column: &'static str,

@@ -175,14 +175,31 @@ pub trait SampleRecording: Send + Sync {
     ) -> Result<Vec<SampleOutcome>, crate::inbound::ServiceError>;
 }
 
+/// A source's latest WAL state with the pipelines that name slots on it (to tell which slot
+/// belongs to which pipeline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalReport {
+    /// The state.
+    pub state: SourceWalState,
+    /// The source's pipelines, by id.
+    pub pipelines: Vec<crate::outbound::SourcePipeline>,
+}
+
+impl WalReport {
+    /// The pipeline that names slot `slot_name` on this source, if any.
+    pub fn pipeline_of(&self, slot_name: &str) -> Option<rosetta_domain::PipelineId> {
+        self.pipelines.iter().find(|p| p.slot_name.as_str() == slot_name).map(|p| p.pipeline_id)
+    }
+}
+
 /// Serving what the monitor recorded.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait WalMonitorService: Send + Sync {
-    /// The latest state of every sampled source.
-    async fn list_wal_states(&self) -> Result<Vec<SourceWalState>, crate::inbound::ServiceError>;
+    /// The latest state of every sampled source, by source id.
+    async fn list_wal_states(&self) -> Result<Vec<WalReport>, crate::inbound::ServiceError>;
     /// The latest state of one source (`None`: not sampled yet). Errors: `NotFound`.
-    async fn get_wal_state(&self, source_id: SourceId) -> Result<Option<SourceWalState>, crate::inbound::ServiceError>;
+    async fn get_wal_state(&self, source_id: SourceId) -> Result<Option<WalReport>, crate::inbound::ServiceError>;
     /// WAL history, newest first.
     async fn wal_history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, crate::inbound::ServiceError>;
     /// Host history, newest first.

@@ -8,8 +8,8 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncConnectionCore, RunQueryDsl};
 use rosetta_domain::{
-    Destination, DestinationId, DestinationName, DestinationPatch, NewDestination, Page, PageRequest, Patch, ShortText,
-    SnowflakeAccount, SnowflakeSettings, Timestamp,
+    CleanupTask, Destination, DestinationId, DestinationName, DestinationPatch, NewDestination, Page, PageRequest,
+    Patch, ShortText, SnowflakeAccount, SnowflakeSettings, Timestamp,
 };
 use rosetta_ports::EntityKind;
 use rosetta_ports::outbound::{DestinationRepository, RepositoryError, SecretCipher};
@@ -249,8 +249,14 @@ impl DestinationRepository for PostgresDestinationRepository {
         Ok(self.store.settle(conn, result).await?.into_domain()?)
     }
 
-    async fn delete(&self, id: DestinationId, cascade: bool) -> Result<(), RepositoryError> {
+    async fn delete(
+        &self,
+        id: DestinationId,
+        cascade: bool,
+        now: Timestamp,
+    ) -> Result<Vec<CleanupTask>, RepositoryError> {
         let id = id.get();
+        let cipher = Arc::clone(&self.cipher);
         let mut conn = self.store.connection().await?;
         let result = conn
             .transaction::<_, Failure, _>(async move |conn| {
@@ -264,9 +270,10 @@ impl DestinationRepository for PostgresDestinationRepository {
                     .await
                     .optional()?
                     .ok_or_else(|| not_found(EntityKind::Destination, id))?;
-                release_references(conn, Referenced::Destination(id), cascade).await?;
+                let tasks =
+                    release_references(conn, Referenced::Destination(id), cascade, (cipher.as_ref(), now)).await?;
                 diesel::delete(destinations::table.find(id)).execute(conn).await?;
-                Ok(())
+                Ok(tasks)
             })
             .await;
         self.store.settle(conn, result).await

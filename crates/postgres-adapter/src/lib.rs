@@ -16,8 +16,8 @@
 //! store.check_connection().await?;
 //! let cipher = Arc::new(XChaChaSecretCipher::new("a secret key of at least 32 characters")?);
 //! let sources = PostgresSourceRepository::new(store.clone(), cipher.clone());
-//! let destinations = PostgresDestinationRepository::new(store.clone(), cipher);
-//! let pipelines = PostgresPipelineRepository::new(store.clone());
+//! let destinations = PostgresDestinationRepository::new(store.clone(), cipher.clone());
+//! let pipelines = PostgresPipelineRepository::new(store.clone(), cipher.clone());
 //! let wal_metrics = PostgresWalMetricsRepository::new(store.clone());
 //! let system_metrics = PostgresSystemMetricsRepository::new(store.clone());
 //! # Ok(()) }
@@ -28,6 +28,7 @@
 mod alert;
 mod channel;
 mod cipher;
+mod cleanup;
 mod destination;
 mod error;
 #[cfg(test)]
@@ -47,6 +48,7 @@ mod wal_rows;
 pub use alert::PostgresAlertStore;
 pub use channel::{PostgresChannelRepository, PostgresDeliveryStore};
 pub use cipher::{SecretKeyError, XChaChaSecretCipher};
+pub use cleanup::PostgresCleanupTaskStore;
 pub use destination::PostgresDestinationRepository;
 pub use lease::PostgresLeaseStore;
 pub use migrations::{MigrationError, run_migrations};

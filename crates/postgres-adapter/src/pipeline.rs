@@ -6,18 +6,24 @@ use diesel::dsl::AsSelect;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncConnectionCore, AsyncPgConnection, RunQueryDsl};
+use std::sync::Arc;
+
 use rosetta_domain::{
-    DestinationId, NewPipeline, Page, PageRequest, Pipeline, PipelineDetails, PipelineId, PipelineMetadata,
-    PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, PipelineSummary, SourceId, Timestamp,
-    Transition,
+    CleanupTask, DestinationId, NewPipeline, Page, PageRequest, Pipeline, PipelineDetails, PipelineId,
+    PipelineMetadata, PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, PipelineSummary, SlotName,
+    SourceId, Timestamp, Transition,
 };
 use rosetta_ports::EntityKind;
-use rosetta_ports::outbound::{PipelineRepository, RepositoryError};
+use rosetta_ports::outbound::{PipelineRepository, RepositoryError, SecretCipher, SourcePipeline};
+
+use crate::cleanup::{Deleted, record_slot_cleanups};
 
 use crate::destination::DestinationRow;
 use crate::error::{CorruptRow, Failure, StoredRow, not_found, violated_constraint};
 use crate::paging::{offset_limit, total_count};
-use crate::schema::constraints::{PIPELINES_DESTINATION_ID_FKEY, PIPELINES_NAME_KEY, PIPELINES_SOURCE_ID_FKEY};
+use crate::schema::constraints::{
+    PIPELINES_DESTINATION_ID_FKEY, PIPELINES_NAME_KEY, PIPELINES_SOURCE_ID_FKEY, PIPELINES_SOURCE_ID_SLOT_NAME_KEY,
+};
 use crate::schema::{destinations, pipeline_metadata, pipelines, sources};
 use crate::source::SourceRow;
 use crate::store::PostgresStore;
@@ -33,6 +39,8 @@ struct PipelineRow {
     status: String,
     created_at: Timestamp,
     updated_at: Timestamp,
+    slot_name: String,
+    slot_managed: bool,
 }
 
 impl PipelineRow {
@@ -44,6 +52,8 @@ impl PipelineRow {
             source_id: SourceId::new(self.source_id),
             destination_id: DestinationId::new(self.destination_id),
             status: row.field("status", self.status.parse::<PipelineStatus>())?,
+            slot_name: row.field("slot_name", SlotName::parse(self.slot_name))?,
+            slot_managed: self.slot_managed,
             metadata,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -87,6 +97,8 @@ struct NewPipelineRow<'a> {
     source_id: i64,
     destination_id: i64,
     status: &'a str,
+    /// `None`: the column default, which the insert trigger turns into `rosetta_<id>`.
+    slot_name: Option<&'a str>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -205,13 +217,29 @@ where
     Ok(into_details(row)?)
 }
 
-/// A failed pipeline insert or update as the port error it stands for: the name is taken, or a
-/// referenced source or destination does not exist.
-fn write_failure(err: diesel::result::Error, name: &str, source_id: i64, destination_id: i64) -> Failure {
+/// What a pipeline write tried to store, to name the field a constraint violation is about.
+struct Written<'a> {
+    name: &'a str,
+    source_id: i64,
+    destination_id: i64,
+    /// `None`: the default slot name.
+    slot_name: Option<&'a str>,
+}
+
+/// A failed pipeline insert or update as the port error it stands for: the name or (on that
+/// source) the slot name is taken, or a referenced source or destination does not exist.
+fn write_failure(err: diesel::result::Error, written: &Written<'_>) -> Failure {
+    let Written { name, source_id, destination_id, slot_name } = *written;
     match violated_constraint(&err) {
         Some(PIPELINES_NAME_KEY) => {
             RepositoryError::Conflict { entity: EntityKind::Pipeline, field: "name", value: name.to_owned() }.into()
         }
+        Some(PIPELINES_SOURCE_ID_SLOT_NAME_KEY) => RepositoryError::Conflict {
+            entity: EntityKind::Pipeline,
+            field: "slot_name",
+            value: slot_name.unwrap_or("rosetta_<id>").to_owned(),
+        }
+        .into(),
         Some(PIPELINES_SOURCE_ID_FKEY) => {
             RepositoryError::MissingReference { field: "source_id", entity: EntityKind::Source, id: source_id }.into()
         }
@@ -255,22 +283,29 @@ impl Referenced {
 }
 
 /// Makes way for deleting a source or destination, inside the deleting transaction and after
-/// its row is locked: with `cascade`, deletes the pipelines that use it (their metadata goes
-/// with them, `ON DELETE CASCADE`); without, fails with `InUse` naming them by id if there are
+/// its row is locked: with `cascade`, records the cleanup tasks of the managed slots of the
+/// pipelines that use it and deletes those pipelines (their metadata goes with them, `ON DELETE
+/// CASCADE`), returning the tasks; without, fails with `InUse` naming them by id if there are
 /// any.
 pub(crate) async fn release_references(
     conn: &mut AsyncPgConnection,
     referenced: Referenced,
     cascade: bool,
-) -> Result<(), Failure> {
+    cleanup: (&dyn SecretCipher, Timestamp),
+) -> Result<Vec<CleanupTask>, Failure> {
     if cascade {
+        let deleted = match referenced {
+            Referenced::Source(id) => Deleted::OfSource(id),
+            Referenced::Destination(id) => Deleted::OfDestination(id),
+        };
+        let tasks = record_slot_cleanups(conn, cleanup.0, deleted, cleanup.1).await?;
         referenced.delete_users().execute(conn).await?;
-        return Ok(());
+        return Ok(tasks);
     }
     let users: Vec<(i64, String)> =
         referenced.users().select((pipelines::id, pipelines::name)).order(pipelines::id.asc()).load(conn).await?;
     if users.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let pipelines = users
         .into_iter()
@@ -286,16 +321,24 @@ pub(crate) async fn release_references(
     Err(RepositoryError::InUse { entity, id, pipelines }.into())
 }
 
-/// [`PipelineRepository`] over the metadata database.
-#[derive(Debug, Clone)]
+/// [`PipelineRepository`] over the metadata database; the passwords that cleanup tasks keep
+/// are sealed with the given cipher.
+#[derive(Clone)]
 pub struct PostgresPipelineRepository {
     store: PostgresStore,
+    cipher: Arc<dyn SecretCipher>,
+}
+
+impl std::fmt::Debug for PostgresPipelineRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresPipelineRepository").field("store", &self.store).finish_non_exhaustive()
+    }
 }
 
 impl PostgresPipelineRepository {
-    /// A repository over `store`.
-    pub fn new(store: PostgresStore) -> Self {
-        Self { store }
+    /// A repository over `store`, sealing cleanup tasks' passwords with `cipher`.
+    pub fn new(store: PostgresStore, cipher: Arc<dyn SecretCipher>) -> Self {
+        Self { store, cipher }
     }
 }
 
@@ -306,20 +349,23 @@ impl PipelineRepository for PostgresPipelineRepository {
         let result = conn
             .transaction::<_, Failure, _>(async move |conn| {
                 let (source_id, destination_id) = (new.source_id.get(), new.destination_id.get());
+                let slot_name = new.slot_name.as_ref().map(SlotName::as_str);
                 let row = NewPipelineRow {
                     name: new.name.as_str(),
                     source_id,
                     destination_id,
                     status: new.status.as_str(),
+                    slot_name,
                     created_at: now,
                     updated_at: now,
                 };
+                let written = Written { name: new.name.as_str(), source_id, destination_id, slot_name };
                 let id = diesel::insert_into(pipelines::table)
                     .values(row)
                     .returning(pipelines::id)
                     .get_result::<i64>(conn)
                     .await
-                    .map_err(|e| write_failure(e, new.name.as_str(), source_id, destination_id))?;
+                    .map_err(|e| write_failure(e, &written))?;
                 let metadata = PipelineMetadata::initial(PipelineId::new(id), new.status, now);
                 diesel::insert_into(pipeline_metadata::table)
                     .values(NewMetadataRow::new(&metadata))
@@ -411,12 +457,13 @@ impl PipelineRepository for PostgresPipelineRepository {
                         updated_at: now,
                     };
                     diesel::update(pipelines::table.find(id)).set(changes).execute(conn).await.map_err(|e| {
-                        write_failure(
-                            e,
-                            name.as_ref().unwrap_or(&current.name).as_str(),
-                            source_id.unwrap_or(current.source_id).get(),
-                            destination_id.unwrap_or(current.destination_id).get(),
-                        )
+                        let written = Written {
+                            name: name.as_ref().unwrap_or(&current.name).as_str(),
+                            source_id: source_id.unwrap_or(current.source_id).get(),
+                            destination_id: destination_id.unwrap_or(current.destination_id).get(),
+                            slot_name: Some(current.slot_name.as_str()),
+                        };
+                        write_failure(e, &written)
                     })?;
                 }
                 if let Some(metadata) = &metadata {
@@ -431,15 +478,67 @@ impl PipelineRepository for PostgresPipelineRepository {
         self.store.settle(conn, result).await
     }
 
-    async fn delete(&self, id: PipelineId) -> Result<(), RepositoryError> {
+    async fn delete(&self, id: PipelineId, now: Timestamp) -> Result<Option<CleanupTask>, RepositoryError> {
+        let id = id.get();
+        let cipher = Arc::clone(&self.cipher);
+        let mut conn = self.store.connection().await?;
+        let result = conn
+            .transaction::<_, Failure, _>(async move |conn| {
+                // The task and the delete commit together: a managed slot is never forgotten.
+                let mut tasks = record_slot_cleanups(conn, cipher.as_ref(), Deleted::Pipeline(id), now).await?;
+                // Its metadata row goes with it (ON DELETE CASCADE).
+                let deleted = diesel::delete(pipelines::table.find(id)).execute(conn).await?;
+                if deleted == 0 {
+                    return Err(not_found(EntityKind::Pipeline, id));
+                }
+                Ok(tasks.pop())
+            })
+            .await;
+        self.store.settle(conn, result).await
+    }
+
+    async fn set_slot_managed(&self, id: PipelineId, managed: bool, now: Timestamp) -> Result<(), RepositoryError> {
         let id = id.get();
         let mut conn = self.store.connection().await?;
-        // Its metadata row goes with it (ON DELETE CASCADE).
-        let result = diesel::delete(pipelines::table.find(id))
+        let result = diesel::update(pipelines::table.find(id))
+            .set((
+                pipelines::slot_managed.eq(managed),
+                pipelines::updated_at.eq(diesel::dsl::case_when(
+                    pipelines::slot_managed.eq(managed),
+                    pipelines::updated_at,
+                )
+                .otherwise(now)),
+            ))
             .execute(&mut conn)
             .await
             .map_err(Failure::from)
-            .and_then(|deleted| if deleted == 0 { Err(not_found(EntityKind::Pipeline, id)) } else { Ok(()) });
+            .and_then(|updated| if updated == 0 { Err(not_found(EntityKind::Pipeline, id)) } else { Ok(()) });
         self.store.settle(conn, result).await
+    }
+
+    async fn pipelines_of(&self, source: Option<SourceId>) -> Result<Vec<SourcePipeline>, RepositoryError> {
+        let source = source.map(SourceId::get);
+        let mut conn = self.store.connection().await?;
+        let mut query = pipelines::table
+            .select((pipelines::id, pipelines::source_id, pipelines::slot_name, pipelines::status))
+            .into_boxed();
+        if let Some(source) = source {
+            query = query.filter(pipelines::source_id.eq(source));
+        }
+        let result =
+            query.order(pipelines::id.asc()).load::<(i64, i64, String, String)>(&mut conn).await.map_err(Failure::from);
+        let rows = self.store.settle(conn, result).await?;
+        rows.into_iter()
+            .map(|(id, source_id, slot_name, status)| {
+                let row = StoredRow::new("pipelines", id);
+                Ok(SourcePipeline {
+                    pipeline_id: PipelineId::new(id),
+                    source_id: SourceId::new(source_id),
+                    slot_name: row.field("slot_name", SlotName::parse(slot_name))?,
+                    status: row.field("status", status.parse::<PipelineStatus>())?,
+                })
+            })
+            .collect::<Result<_, CorruptRow>>()
+            .map_err(RepositoryError::from)
     }
 }

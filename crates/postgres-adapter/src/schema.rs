@@ -46,6 +46,27 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        slot_name -> Text,
+        slot_managed -> Bool,
+    }
+}
+
+diesel::table! {
+    /// Work on a source that outlives what asked for it (a managed slot to drop).
+    cleanup_tasks (id) {
+        id -> Int8,
+        kind -> Text,
+        source_id -> Int8,
+        slot_name -> Text,
+        pg_host -> Text,
+        pg_port -> Int4,
+        pg_database -> Text,
+        pg_username -> Text,
+        pg_password_sealed -> Nullable<Bytea>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        created_at -> Timestamptz,
     }
 }
 
@@ -184,7 +205,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     system_metrics,
     alerts,
     notification_channels,
-    deliveries
+    deliveries,
+    cleanup_tasks
 );
 
 /// Constraint names from the migrations, matched against the `constraint_name` of unique and
@@ -200,6 +222,8 @@ pub(crate) mod constraints {
     pub(crate) const SOURCE_ALERT_RULES_SOURCE_ID_FKEY: &str = "source_alert_rules_source_id_fkey";
     /// `UNIQUE (name)` on `pipelines`.
     pub(crate) const PIPELINES_NAME_KEY: &str = "pipelines_name_key";
+    /// `UNIQUE (source_id, slot_name)` on `pipelines`.
+    pub(crate) const PIPELINES_SOURCE_ID_SLOT_NAME_KEY: &str = "pipelines_source_id_slot_name_key";
     /// `pipelines.source_id REFERENCES sources (id)`.
     pub(crate) const PIPELINES_SOURCE_ID_FKEY: &str = "pipelines_source_id_fkey";
     /// `pipelines.destination_id REFERENCES destinations (id)`.

@@ -8,8 +8,8 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncConnectionCore, RunQueryDsl};
 use rosetta_domain::{
-    NewSource, Page, PageRequest, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Source,
-    SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
+    CleanupTask, NewSource, Page, PageRequest, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId,
+    Source, SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
 };
 use rosetta_ports::EntityKind;
 use rosetta_ports::outbound::{
@@ -21,7 +21,7 @@ use crate::paging::{offset_limit, total_count};
 use crate::pipeline::{Referenced, release_references};
 use crate::schema::constraints::SOURCES_NAME_KEY;
 use crate::schema::sources;
-use crate::secrets::{seal_patch, source_password_slot};
+use crate::secrets::{StoredLogin, seal_patch, source_password_slot};
 use crate::store::PostgresStore;
 
 /// A source as read back: the sealed password only as a flag.
@@ -234,8 +234,9 @@ impl SourceRepository for PostgresSourceRepository {
         Ok(self.store.settle(conn, result).await?.into_domain()?)
     }
 
-    async fn delete(&self, id: SourceId, cascade: bool) -> Result<(), RepositoryError> {
+    async fn delete(&self, id: SourceId, cascade: bool, now: Timestamp) -> Result<Vec<CleanupTask>, RepositoryError> {
         let id = id.get();
+        let cipher = Arc::clone(&self.cipher);
         let mut conn = self.store.connection().await?;
         let result = conn
             .transaction::<_, Failure, _>(async move |conn| {
@@ -250,9 +251,9 @@ impl SourceRepository for PostgresSourceRepository {
                     .await
                     .optional()?
                     .ok_or_else(|| not_found(EntityKind::Source, id))?;
-                release_references(conn, Referenced::Source(id), cascade).await?;
+                let tasks = release_references(conn, Referenced::Source(id), cascade, (cipher.as_ref(), now)).await?;
                 diesel::delete(sources::table.find(id)).execute(conn).await?;
-                Ok(())
+                Ok(tasks)
             })
             .await;
         self.store.settle(conn, result).await
@@ -287,25 +288,19 @@ impl SourceRepository for PostgresSourceRepository {
 impl PostgresSourceRepository {
     /// A stored connection row with its password opened, or why that row cannot be used.
     fn open_connection(&self, row: ConnectionRow) -> Result<SourceConnection, ConnectionSettingsError> {
-        let stored = StoredRow::new("sources", row.id);
-        let corrupt = |error: CorruptRow| ConnectionSettingsError::Corrupt(error.to_string());
-        let pg_host = stored.field("pg_host", PgHost::parse(row.pg_host)).map_err(corrupt)?;
-        let pg_port = stored.field("pg_port", PgPort::new(i64::from(row.pg_port))).map_err(corrupt)?;
-        let pg_database = stored.field("pg_database", PgDatabase::parse(row.pg_database)).map_err(corrupt)?;
-        let pg_username = stored.field("pg_username", PgUsername::parse(row.pg_username)).map_err(corrupt)?;
-        let pg_password = row
-            .pg_password_sealed
-            .map(|sealed| self.cipher.open(&sealed, source_password_slot(row.id)))
-            .transpose()
-            .map_err(|reason| ConnectionSettingsError::UnreadableSecret { column: "pg_password", reason })?;
-        Ok(SourceConnection {
-            source_id: SourceId::new(row.id),
-            pg_host,
-            pg_port,
-            pg_database,
-            pg_username,
-            pg_password,
-        })
+        let login = StoredLogin {
+            pg_host: row.pg_host,
+            pg_port: row.pg_port,
+            pg_database: row.pg_database,
+            pg_username: row.pg_username,
+            pg_password_sealed: row.pg_password_sealed,
+        };
+        login.open(
+            StoredRow::new("sources", row.id),
+            SourceId::new(row.id),
+            source_password_slot(row.id),
+            self.cipher.as_ref(),
+        )
     }
 }
 

@@ -196,7 +196,11 @@ async fn escalations_clear_the_acknowledgement_and_deleting_the_source_resolves_
     let escalated = stores.alerts.get(alert_id).await.expect("get");
     assert_eq!((escalated.severity, escalated.acknowledged_at), (Severity::Critical, None));
 
-    support::repositories(&stores.store).sources.delete(id, false).await.expect("delete the source");
+    support::repositories(&stores.store)
+        .sources
+        .delete(id, false, chrono::Utc::now())
+        .await
+        .expect("delete the source");
     let resolved = stores.alerts.get(alert_id).await.expect("the alert outlives its source");
     assert_eq!(resolved.state, AlertState::Resolved);
     assert_eq!(resolved.resolve_reason, Some(ResolveReason::SourceDeleted));

@@ -490,11 +490,14 @@ async fn a_cascading_delete_removes_pipelines_with_their_metadata() {
         .create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
         .await
         .unwrap();
-    repos.destinations.delete(destination.id, true).await.unwrap();
+    repos.destinations.delete(destination.id, true, chrono::Utc::now()).await.unwrap();
     let raw = support::raw_client(database.url()).await;
     let metadata: i64 = raw.query_one("SELECT count(*) FROM pipeline_metadata", &[]).await.unwrap().get(0);
     assert_eq!(metadata, 0, "metadata deleted with its pipeline");
-    assert!(matches!(repos.pipelines.delete(pipeline.pipeline.id).await, Err(RepositoryError::NotFound { .. })));
+    assert!(matches!(
+        repos.pipelines.delete(pipeline.pipeline.id, chrono::Utc::now()).await,
+        Err(RepositoryError::NotFound { .. })
+    ));
 }
 
 fn pause() -> PipelinePatch {

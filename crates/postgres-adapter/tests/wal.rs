@@ -256,7 +256,7 @@ async fn deleting_sources_while_recording_never_deadlocks() {
             let sources = sources.clone();
             tokio::spawn(async move {
                 for id in doomed {
-                    sources.delete(id, false).await.unwrap();
+                    sources.delete(id, false, chrono::Utc::now()).await.unwrap();
                 }
             })
         };
@@ -297,7 +297,7 @@ async fn claims_skip_sources_deleted_while_they_run() {
     let churn = tokio::spawn(async move {
         for i in 0..300 {
             let source = sources.create(new_source(&format!("churn-{i}"), None), at(0)).await.unwrap();
-            sources.delete(source.id, false).await.unwrap();
+            sources.delete(source.id, false, chrono::Utc::now()).await.unwrap();
         }
     });
     let claimers: Vec<_> = (0..3)

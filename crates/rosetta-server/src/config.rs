@@ -73,6 +73,7 @@ struct RawSettings {
     workers: Option<usize>,
     shutdown_timeout_seconds: u64,
     readiness_timeout_seconds: f64,
+    source_timeout_seconds: f64,
     wal_monitor_enabled: bool,
     wal_monitor_interval_seconds: u64,
     wal_monitor_timeout_seconds: u64,
@@ -112,6 +113,7 @@ impl Default for RawSettings {
             workers: None,
             shutdown_timeout_seconds: 30,
             readiness_timeout_seconds: 2.0,
+            source_timeout_seconds: 10.0,
             wal_monitor_enabled: true,
             wal_monitor_interval_seconds: 300,
             wal_monitor_timeout_seconds: 30,
@@ -284,6 +286,9 @@ pub struct Config {
     pub auto_migrate: bool,
     /// Bound on the readiness database check.
     pub readiness_timeout: Duration,
+    /// Bound on every operation on a source database (preflight, catalog, publication, slots,
+    /// cleanup attempts).
+    pub source_timeout: Duration,
     /// The WAL monitor; `None` when `WAL_MONITOR_ENABLED=false`.
     pub monitor: Option<MonitorConfig>,
     /// Alert evaluation and notification delivery.
@@ -370,6 +375,7 @@ impl Config {
             log: LogConfig::from_raw(&raw)?,
             auto_migrate: raw.auto_migrate,
             readiness_timeout: seconds("READINESS_TIMEOUT_SECONDS", raw.readiness_timeout_seconds, 60.0)?,
+            source_timeout: seconds("SOURCE_TIMEOUT_SECONDS", raw.source_timeout_seconds, 300.0)?,
             monitor: MonitorConfig::from_raw(&raw)?,
             alerts: AlertsConfig::from_raw(&raw)?,
         })
@@ -672,6 +678,7 @@ mod tests {
         ("WORKERS", "0"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "-1"),
         ("READINESS_TIMEOUT_SECONDS", "0"),
+        ("SOURCE_TIMEOUT_SECONDS", "0"),
         ("WAL_MONITOR_ENABLED", "maybe"),
         ("WAL_MONITOR_INTERVAL_SECONDS", "0"),
         ("WAL_MONITOR_TIMEOUT_SECONDS", "0"),

@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use rosetta_application::{
     AlertEvaluator, AlertManager, ChannelManager, DestinationManager, PipelineManager, ReadinessChecker,
-    SampleRecorder, SourceManager, SystemClock, WalMonitorReader,
+    SampleRecorder, SlotCleaner, SourceManager, SourceOperator, SystemClock, WalMonitorReader,
 };
 use rosetta_domain::{AlertRule, RetryPolicy, Severity};
 use rosetta_http_adapter::{Api, ApiServices, HttpSettings, RateLimit, ServicesFactory};
@@ -17,15 +17,17 @@ use rosetta_notify_adapter::HttpNotifier;
 use rosetta_ports::alerts::{AlertStore, DeliveryStore, Notifier};
 use rosetta_ports::jobs::{LeaseOwner, LeaseStore};
 use rosetta_ports::outbound::{Clock, SecretCipher};
+use rosetta_ports::sources::SourceOperations;
 use rosetta_ports::wal::{MonitorHeartbeat, SystemMetricsRepository, WalMetricsRepository};
 use rosetta_postgres_adapter::{
-    PostgresAlertStore, PostgresChannelRepository, PostgresDeliveryStore, PostgresDestinationRepository,
-    PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository, PostgresStore,
-    PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings, XChaChaSecretCipher,
+    PostgresAlertStore, PostgresChannelRepository, PostgresCleanupTaskStore, PostgresDeliveryStore,
+    PostgresDestinationRepository, PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository,
+    PostgresStore, PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings,
+    XChaChaSecretCipher,
 };
-use rosetta_source_adapter::PostgresSourceProbe;
+use rosetta_source_adapter::{PostgresSourceOperations, PostgresSourceProbe};
 use rosetta_worker::{
-    Delivering, Heartbeat, HostSampling, Retention, Runner, RunnerSettings, SamplingPorts, SamplingSettings,
+    Cleaning, Delivering, Heartbeat, HostSampling, Retention, Runner, RunnerSettings, SamplingPorts, SamplingSettings,
     SysinfoHostProbe, WalSampling,
 };
 use tokio_util::sync::CancellationToken;
@@ -83,6 +85,7 @@ pub struct Application {
     pools: MetadataPools,
     worker: Option<Worker>,
     deliveries: Runner<Delivering>,
+    cleanup: Runner<Cleaning>,
     alert_store: Arc<dyn AlertStore>,
     metrics: PrometheusHandle,
     shutdown_grace: Duration,
@@ -119,7 +122,9 @@ impl Application {
             Some(monitor) => Some(worker(monitor, &config.alerts, &store, &cipher, &clock, &owner)?),
             None => None,
         };
-        let deliveries = delivery_runner(&config.alerts, &store, &cipher, &clock, owner)?;
+        let deliveries = delivery_runner(&config.alerts, &store, &cipher, &clock, owner.clone())?;
+        let operations: Arc<dyn SourceOperations> = Arc::new(PostgresSourceOperations::new(config.source_timeout));
+        let cleanup = cleanup_runner(config.source_timeout, &store, &cipher, &clock, &operations, owner);
         let alert_store: Arc<dyn AlertStore> = Arc::new(PostgresAlertStore::new(store.clone()));
 
         let wiring = ServiceWiring {
@@ -130,6 +135,7 @@ impl Application {
             heartbeat: worker.as_ref().map(|worker| worker.sampling_health()),
             readiness_timeout: config.readiness_timeout,
             notify_timeout: config.alerts.notify_timeout,
+            operations,
         };
         let services: ServicesFactory = Arc::new(move || wiring.worker_services());
         let http = &config.http;
@@ -179,6 +185,7 @@ impl Application {
             pools,
             worker,
             deliveries,
+            cleanup,
             alert_store,
             metrics,
             shutdown_grace: http.shutdown_timeout,
@@ -232,6 +239,12 @@ impl Application {
         let deliveries = self.deliveries;
         supervisor.spawn("notification-delivery", async move {
             deliveries.run(token, grace).await;
+            Ok(())
+        });
+        let token = supervisor.token();
+        let cleanup = self.cleanup;
+        supervisor.spawn("source-cleanup", async move {
+            cleanup.run(token, grace).await;
             Ok(())
         });
         let token = supervisor.token();
@@ -369,6 +382,41 @@ fn delivery_runner(
     ))
 }
 
+/// The job that finishes slot drops deletes could not do: in every process, like deliveries.
+fn cleanup_runner(
+    source_timeout: Duration,
+    store: &PostgresStore,
+    cipher: &Arc<dyn SecretCipher>,
+    clock: &Arc<dyn Clock>,
+    operations: &Arc<dyn SourceOperations>,
+    owner: LeaseOwner,
+) -> Runner<Cleaning> {
+    Runner::new(
+        Arc::new(Cleaning::new(
+            Arc::new(PostgresCleanupTaskStore::new(store.clone(), Arc::clone(cipher))),
+            Arc::clone(operations),
+            Arc::clone(clock),
+        )),
+        Arc::new(PostgresLeaseStore::new(store.clone())),
+        Arc::clone(clock),
+        RunnerSettings {
+            concurrency: CLEANUP_CONCURRENCY,
+            // An attempt takes at most the source timeout; the lease outlives it with room to record.
+            lease: source_timeout * 2 + Duration::from_secs(5),
+            poll: CLEANUP_POLL,
+            record_batch: RECORD_BATCH,
+            owner,
+        },
+    )
+}
+
+/// Cleanup attempts in flight per process: slots are dropped rarely, and each attempt holds a
+/// connection to a source.
+const CLEANUP_CONCURRENCY: usize = 4;
+/// How often every process looks for due cleanup tasks (a retry due in 1 s waits at most this
+/// much more).
+const CLEANUP_POLL: Duration = Duration::from_secs(1);
+
 /// How often every process looks for due deliveries (a new one waits at most this long, and a
 /// retry due in 1 s at most this much more).
 const DELIVERY_POLL: Duration = Duration::from_millis(500);
@@ -464,6 +512,7 @@ struct ServiceWiring {
     heartbeat: Option<Arc<dyn MonitorHeartbeat>>,
     readiness_timeout: Duration,
     notify_timeout: Duration,
+    operations: Arc<dyn SourceOperations>,
 }
 
 impl ServiceWiring {
@@ -486,23 +535,33 @@ impl ServiceWiring {
         });
         let cipher = &self.cipher;
         let clock = &self.clock;
+        let sources = Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher)));
+        let pipelines = Arc::new(PostgresPipelineRepository::new(store.clone(), Arc::clone(cipher)));
+        let tasks = Arc::new(PostgresCleanupTaskStore::new(store.clone(), Arc::clone(cipher)));
+        let cleaner = SlotCleaner::new(Arc::clone(&self.operations), tasks.clone(), Arc::clone(clock));
+        let operator = SourceOperator::new(
+            sources.clone(),
+            pipelines.clone(),
+            Arc::clone(&self.operations),
+            tasks,
+            Arc::clone(clock),
+        );
         ApiServices {
-            sources: Arc::new(SourceManager::new(
-                Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher))),
-                Arc::clone(clock),
-            )),
+            sources: Arc::new(SourceManager::new(sources, cleaner.clone(), Arc::clone(clock))),
             destinations: Arc::new(DestinationManager::new(
                 Arc::new(PostgresDestinationRepository::new(store.clone(), Arc::clone(cipher))),
+                cleaner.clone(),
                 Arc::clone(clock),
             )),
-            pipelines: Arc::new(PipelineManager::new(
-                Arc::new(PostgresPipelineRepository::new(store.clone())),
-                Arc::clone(clock),
-            )),
+            pipelines: Arc::new(PipelineManager::new(pipelines.clone(), operator.clone(), cleaner, Arc::clone(clock))),
             wal_monitor: Arc::new(WalMonitorReader::new(
                 Arc::new(PostgresWalMetricsRepository::new(store.clone())),
                 Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
+                pipelines,
             )),
+            source_operations: Arc::new(operator.clone()),
+            slots: Arc::new(operator.clone()),
+            cleanup_tasks: Arc::new(operator),
             alerts: Arc::new(AlertManager::new(Arc::new(PostgresAlertStore::new(store.clone())), Arc::clone(clock))),
             channels: Arc::new(ChannelManager::new(
                 Arc::new(PostgresChannelRepository::new(store.clone(), Arc::clone(cipher))),

@@ -12,14 +12,14 @@
 //! keepalives and `tcp_user_timeout`, and dropping a connection after any failure that may
 //! have broken it.
 //!
-//! Transport: plain TCP (`NoTls`) for now; TLS to sources is not implemented yet.
+//! Connection set-up (timeouts, keepalives, scrubbing) is [`crate::connect`]'s, shared with the
+//! source operations.
 
 mod query;
 
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -27,28 +27,19 @@ use chrono::SubsecRound;
 use rosetta_domain::{Secret, SourceConnection, WalSample};
 use rosetta_ports::wal::{ProbeError, SourceProbe};
 use tokio::sync::oneshot;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
+
+use crate::connect::{self, describe, lock, scrub};
 
 /// `application_name` of the probe's sessions, so a DBA can tell (and count) them in
 /// `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "rosetta-wal-monitor";
 
+/// Upper bound of the tick's `lock_timeout`.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Default for [`PostgresSourceProbe::with_max_connection_lifetime`].
 pub const DEFAULT_MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30 * 60);
-
-/// TCP keepalive settings: a peer that vanished without closing (host down, network cut) is
-/// detected in about 30 s + 3 × 10 s instead of the kernel default of hours.
-const KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVES_RETRIES: u32 = 3;
-/// Data sent but unacknowledged for this long kills the socket (keepalives only cover an idle
-/// connection).
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upper bound of `lock_timeout`: the tick's catalog reads should never wait on a lock for long.
-const LOCK_TIMEOUT_MS: u128 = 1_000;
-/// How long a dropped connection may take to say goodbye (Terminate) before its task is
-/// abandoned; a frozen server would otherwise keep the task and its socket forever.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Reads a source's WAL position, WAL on disk and replication slots over tokio-postgres.
 ///
@@ -278,30 +269,11 @@ struct TickFailure {
 impl Session {
     /// Connects, learns the server version and privileges, and prepares the tick statement.
     async fn establish(source: &SourceConnection, timeout: Duration) -> Result<Session, ProbeError> {
-        let statement_timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-        let lock_timeout_ms = statement_timeout_ms.min(LOCK_TIMEOUT_MS);
-        let mut config = Config::new();
-        config
-            .host(source.pg_host.as_str())
-            .port(source.pg_port.get())
-            .dbname(source.pg_database.as_str())
-            .user(source.pg_username.as_str())
-            .application_name(APPLICATION_NAME)
-            // Covers only the TCP connect; the caller's outer timeout covers the rest.
-            .connect_timeout(timeout)
-            // The server gives up on its own too, so an abandoned query does not keep running.
-            .options(format!("-c statement_timeout={statement_timeout_ms} -c lock_timeout={lock_timeout_ms}"))
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVES_IDLE)
-            .keepalives_interval(KEEPALIVES_INTERVAL)
-            .keepalives_retries(KEEPALIVES_RETRIES)
-            .tcp_user_timeout(TCP_USER_TIMEOUT);
-        if let Some(password) = &source.pg_password {
-            config.password(password.expose());
-        }
-
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| ProbeError::Connect(describe(&e)))?;
-        let closing = spawn_connection(connection, source);
+        // The tick's catalog reads should never wait on a lock for long.
+        let lock_timeout = timeout.min(LOCK_TIMEOUT);
+        let (client, closing) = connect::open(source, APPLICATION_NAME, timeout, lock_timeout)
+            .await
+            .map_err(|failure| ProbeError::Connect(failure.into()))?;
 
         let setup = client.query_one(query::SETUP_SQL, &[]).await.map_err(|e| ProbeError::Query(describe(&e)))?;
         let server_version_num: i32 =
@@ -342,42 +314,6 @@ impl Session {
     }
 }
 
-/// Drives `connection` on its own task until it ends, or until the session is dropped and the
-/// connection has had [`CLOSE_GRACE`] to close politely. Its errors are logged at debug: the
-/// sample that hits the broken connection reports the failure.
-fn spawn_connection<S, T>(
-    connection: tokio_postgres::Connection<S, T>,
-    source: &SourceConnection,
-) -> oneshot::Sender<()>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (closing, closed) = oneshot::channel::<()>();
-    let host = source.pg_host.as_str().to_owned();
-    let port = source.pg_port.get();
-    let password: Option<Secret> = source.pg_password.clone();
-    tokio::spawn(async move {
-        let mut connection = std::pin::pin!(connection);
-        let result = tokio::select! {
-            result = &mut connection => result,
-            // The sender is dropped with the session: the client is gone too, so the connection
-            // is closing; do not wait on a server that never answers.
-            _ = closed => match tokio::time::timeout(CLOSE_GRACE, connection).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::debug!(%host, port, "source connection did not close in time; abandoned");
-                    return;
-                }
-            },
-        };
-        if let Err(error) = result {
-            tracing::debug!(%host, port, error = %scrub(&describe(&error), password.as_ref()), "source connection ended");
-        }
-    });
-    closing
-}
-
 /// Whether a query error means the connection (or its prepared statement) can no longer be
 /// trusted, so the next tick should reconnect.
 fn breaks_session(error: &tokio_postgres::Error) -> bool {
@@ -393,38 +329,6 @@ fn breaks_session(error: &tokio_postgres::Error) -> bool {
         || code == "42501" // privilege revoked since connect: the next connection picks another variant
 }
 
-/// A readable error text: SQLSTATE and message for server errors, else the error and its
-/// causes (e.g. "error connecting to server: Connection refused (os error 111)"). It never
-/// includes the connection configuration.
-fn describe(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
-        if let Some(detail) = db.detail() {
-            text.push_str(" (");
-            text.push_str(detail);
-            text.push(')');
-        }
-        return text;
-    }
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
-/// Removes every occurrence of the password from `text`: a safety net, since no message is
-/// built from the configuration, but a server or library might echo it back.
-fn scrub(text: &str, password: Option<&Secret>) -> String {
-    match password.map(Secret::expose) {
-        Some(secret) if !secret.is_empty() && text.contains(secret) => text.replace(secret, "***"),
-        _ => text.to_owned(),
-    }
-}
-
 fn scrub_error(error: ProbeError, password: Option<&Secret>) -> ProbeError {
     match error {
         ProbeError::Timeout(limit) => ProbeError::Timeout(limit),
@@ -433,22 +337,13 @@ fn scrub_error(error: ProbeError, password: Option<&Secret>) -> ProbeError {
     }
 }
 
-/// Locks a std mutex, ignoring poisoning: every critical section here only swaps or reads
-/// values, so a panic elsewhere cannot leave them inconsistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scrub_removes_every_occurrence() {
+    fn errors_are_scrubbed() {
         let secret = Secret::parse("s3cr3t").ok();
-        assert_eq!(scrub("a s3cr3t b s3cr3t", secret.as_ref()), "a *** b ***");
-        assert_eq!(scrub("nothing here", secret.as_ref()), "nothing here");
-        assert_eq!(scrub("no password", None), "no password");
         let error = scrub_error(ProbeError::Connect("refused s3cr3t".into()), secret.as_ref());
         assert_eq!(error, ProbeError::Connect("refused ***".into()));
     }

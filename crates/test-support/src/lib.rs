@@ -26,9 +26,11 @@
 //! never passes silently.
 
 mod cluster;
+mod consumer;
 mod error;
 mod server;
 
 pub use cluster::{ClusterOptions, PgCluster, find_postgres_bin_dir, postgres_command};
+pub use consumer::SlotConsumer;
 pub use error::HarnessError;
 pub use server::{TemplateDatabase, TestDatabase, TestServer, test_server};

@@ -8,6 +8,7 @@
 //! * [`delivery`]: sending alert notifications, one item per pending delivery.
 //! * [`host`]: host CPU / memory / swap, sampled by each process of its own host.
 
+pub mod cleanup;
 pub mod delivery;
 pub mod gauges;
 pub mod host;
@@ -15,6 +16,7 @@ pub mod retention;
 pub mod runner;
 pub mod sampling;
 
+pub use cleanup::Cleaning;
 pub use delivery::Delivering;
 pub use gauges::SourceGauges;
 pub use host::{HostProbeUnavailable, HostSampling, SysinfoHostProbe};

@@ -112,7 +112,7 @@ impl std::fmt::Debug for Fields {
 
 enum Mode {
     Read { map: Map<String, Value>, problems: Vec<FieldError> },
-    Describe { properties: Vec<(&'static str, Object)>, required: Vec<&'static str> },
+    Describe { properties: Vec<(&'static str, Schema)>, required: Vec<&'static str> },
 }
 
 impl Fields {
@@ -124,7 +124,7 @@ impl Fields {
     pub(crate) fn required<T: JsonInput>(&mut self, name: &'static str, description: &str) -> Option<T> {
         match &mut self.mode {
             Mode::Describe { properties, required } => {
-                properties.push((name, described(T::schema(), description, None)));
+                properties.push((name, Schema::Object(described(T::schema(), description, None))));
                 required.push(name);
                 None
             }
@@ -142,7 +142,7 @@ impl Fields {
     pub(crate) fn optional<T: JsonInput>(&mut self, name: &'static str, description: &str) -> Option<T> {
         match &mut self.mode {
             Mode::Describe { properties, .. } => {
-                properties.push((name, described(T::schema(), description, None)));
+                properties.push((name, Schema::Object(described(T::schema(), description, None))));
                 None
             }
             Mode::Read { map, problems } => {
@@ -162,7 +162,7 @@ impl Fields {
     ) -> Option<T> {
         match &mut self.mode {
             Mode::Describe { properties, .. } => {
-                properties.push((name, described(T::schema(), description, Some(shown))));
+                properties.push((name, Schema::Object(described(T::schema(), description, Some(shown)))));
                 None
             }
             Mode::Read { map, problems } => match map.remove(name) {
@@ -176,7 +176,7 @@ impl Fields {
     pub(crate) fn nullable<T: JsonInput>(&mut self, name: &'static str, description: &str) -> Patch<T> {
         match &mut self.mode {
             Mode::Describe { properties, .. } => {
-                properties.push((name, described(or_null(T::schema()), description, None)));
+                properties.push((name, Schema::Object(described(or_null(T::schema()), description, None))));
                 Patch::Keep
             }
             Mode::Read { map, problems } => match map.remove(name) {
@@ -184,6 +184,53 @@ impl Fields {
                 Some(Value::Null) => Patch::Clear,
                 Some(value) => check(problems, name, T::read(value)).map_or(Patch::Keep, Patch::Set),
             },
+        }
+    }
+
+    /// A list field that may be omitted (`None`): `min`–`max` items, each read as `T` (a bad
+    /// item is reported with its index).
+    pub(crate) fn optional_list<T: JsonInput>(
+        &mut self,
+        name: &'static str,
+        description: &str,
+        (min, max): (usize, usize),
+    ) -> Option<Vec<T>> {
+        match &mut self.mode {
+            Mode::Describe { properties, .. } => {
+                let array = utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(T::schema())
+                    .min_items(Some(min))
+                    .max_items(Some(max))
+                    .description(Some(description))
+                    .build();
+                properties.push((name, Schema::Array(array)));
+                None
+            }
+            Mode::Read { map, problems } => {
+                let value = map.remove(name)?;
+                let Value::Array(items) = value else {
+                    problems.push(FieldError::new(&["body", name], "list_type", "Input should be a valid list"));
+                    return None;
+                };
+                if items.len() < min || items.len() > max {
+                    let message = format!("must have {min} to {max} items");
+                    problems.push(FieldError::new(&["body", name], "list_length", message));
+                    return None;
+                }
+                let mut values = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for (index, item) in items.into_iter().enumerate() {
+                    match T::read(item) {
+                        Ok(value) => values.push(value),
+                        Err(problem) => {
+                            let index = index.to_string();
+                            problems.push(FieldError::new(&["body", name, &index], problem.kind, problem.msg));
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(values)
+            }
         }
     }
 

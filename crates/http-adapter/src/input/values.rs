@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use rosetta_domain::{
-    AlertId, AlertRule, AlertState, ChannelId, ChannelKind, ChannelName, ChannelUrl, DestinationId, DestinationName,
-    PageLimit, PgDatabase, PgHost, PgPort, PgUsername, PipelineId, PipelineName, PipelineStatus, PublicationName,
-    ReplicationId, Secret, Severity, ShortText, SigningSecret, SnowflakeAccount, SourceId, SourceName, Timestamp,
+    AlertId, AlertRule, AlertState, ChannelId, ChannelKind, ChannelName, ChannelUrl, CleanupTaskId, DestinationId,
+    DestinationName, PageLimit, PgDatabase, PgHost, PgPort, PgUsername, PipelineId, PipelineName, PipelineStatus,
+    PublicationName, ReplicationId, Secret, Severity, ShortText, SigningSecret, SlotName, SnowflakeAccount, SourceId,
+    SourceName, TableName, Timestamp,
 };
 use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -24,6 +25,10 @@ pub(crate) const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 const HOST_PATTERN: &str = r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+$";
 /// An unquoted PostgreSQL identifier.
 const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// A replication slot name.
+const SLOT_PATTERN: &str = "^[a-z0-9_]+$";
+/// `schema.table`: a schema without `.`, a `.`, a table name; no control characters.
+const TABLE_PATTERN: &str = r"^[^.\u0000-\u001F\u007F-\u009F]+\.[^\u0000-\u001F\u007F-\u009F]+$";
 /// A Snowflake account identifier.
 const ACCOUNT_PATTERN: &str = "^[A-Za-z0-9.-]+$";
 
@@ -218,7 +223,17 @@ enum_input!(Severity, Severity::ALL);
 enum_input!(ChannelKind, ChannelKind::ALL);
 enum_input!(AlertState, [AlertState::Firing, AlertState::Resolved]);
 
-id_input!(AlertId, ChannelId);
+id_input!(AlertId, ChannelId, CleanupTaskId);
+json_text!(SlotName, string_schema(1, 63, Some(SLOT_PATTERN)));
+
+impl JsonInput for TableName {
+    fn schema() -> Object {
+        string_schema(3, 127, Some(TABLE_PATTERN))
+    }
+    fn read(value: Value) -> Result<Self, Problem> {
+        read_text(value, |text| TableName::parse(&text))
+    }
+}
 json_text!(ChannelName, string_schema(1, 255, Some(NAME_PATTERN)));
 
 impl JsonInput for bool {

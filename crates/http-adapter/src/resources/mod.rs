@@ -8,6 +8,8 @@ pub(crate) mod destinations;
 pub(crate) mod health;
 pub(crate) mod meta;
 pub(crate) mod pipelines;
+pub(crate) mod slots;
+pub(crate) mod source_operations;
 pub(crate) mod sources;
 pub(crate) mod wal;
 

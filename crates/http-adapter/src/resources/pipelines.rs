@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use rosetta_domain::{
     DestinationId, NewPipeline, PipelineDetails, PipelineId, PipelineMetadata, PipelineMetadataStatus, PipelineName,
-    PipelinePatch, PipelineStatus, SourceId,
+    PipelinePatch, PipelineStatus, SlotName, SourceId,
 };
 use rosetta_ports::inbound::PipelineService;
 use serde::Serialize;
@@ -116,6 +116,11 @@ pub(crate) struct PipelineBody {
     pub destination_id: i64,
     /// Desired status.
     pub status: PipelineStatusBody,
+    /// The replication slot on the source it reads through (unique per source).
+    #[schema(example = "rosetta_1")]
+    pub slot_name: String,
+    /// Whether Rosetta created that slot (and so drops it with the pipeline). Read-only.
+    pub slot_managed: bool,
     /// Creation time (RFC 3339, UTC).
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -139,6 +144,8 @@ impl From<PipelineDetails> for PipelineBody {
             source_id: pipeline.source_id.get(),
             destination_id: pipeline.destination_id.get(),
             status: pipeline.status.into(),
+            slot_name: pipeline.slot_name.into_inner(),
+            slot_managed: pipeline.slot_managed,
             created_at: timestamp(pipeline.created_at),
             updated_at: timestamp(pipeline.updated_at),
             source: details.source.into(),
@@ -152,6 +159,26 @@ const NAME: &str = "Unique name: 1–255 letters, digits, `-`, `_`; stored lower
 const SOURCE: &str = "An existing source (else 422 on this field).";
 const DESTINATION: &str = "An existing destination (else 422 on this field).";
 
+/// A pipeline to create, and whether to create its slot first.
+#[derive(Debug)]
+pub(crate) struct PipelineCreation {
+    pipeline: NewPipeline,
+    provision: bool,
+}
+
+impl WriteBody for PipelineCreation {
+    fn read(f: &mut Fields) -> Option<Self> {
+        let pipeline = NewPipeline::read(f);
+        let provision = f.defaulted(
+            "provision",
+            "Create the pipeline's slot on the source first; if that fails, no pipeline is created.",
+            false,
+            json!(false),
+        );
+        Some(Self { pipeline: pipeline?, provision: provision? })
+    }
+}
+
 impl WriteBody for NewPipeline {
     fn read(f: &mut Fields) -> Option<Self> {
         let name = f.required::<PipelineName>("name", NAME);
@@ -163,7 +190,11 @@ impl WriteBody for NewPipeline {
             PipelineStatus::default(),
             json!(PipelineStatus::default().as_str()),
         );
-        Some(Self { name: name?, source_id: source_id?, destination_id: destination_id?, status: status? })
+        let slot_name = f.optional::<SlotName>(
+            "slot_name",
+            "Its replication slot: 1–63 of `[a-z0-9_]`, unique per source; `rosetta_<pipeline id>` when omitted.",
+        );
+        Some(Self { name: name?, source_id: source_id?, destination_id: destination_id?, status: status?, slot_name })
     }
 }
 
@@ -178,7 +209,7 @@ impl WriteBody for PipelinePatch {
     }
 }
 
-described_body!(PipelineCreate for NewPipeline, "The body of `POST /pipelines`.");
+described_body!(PipelineCreate for PipelineCreation, "The body of `POST /pipelines`.");
 described_body!(
     PipelineUpdate for PipelinePatch,
     "The body of `PUT`/`PATCH /pipelines/{id}`: every field optional (omitted = unchanged). A `status` has exactly \
@@ -198,8 +229,11 @@ id_path!(
     responses(
         (status = 201, description = "Created", body = PipelineBody,
             headers(("Location" = String, description = "The new pipeline's URL"))),
-        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 409, description = "The name, or on that source the slot name, is taken; with `provision`, a \
+            slot of that name that is not a logical slot of the database", body = ErrorBody),
         (status = 422, description = "Invalid body, or `source_id`/`destination_id` names nothing", body = ErrorBody),
+        (status = 502, description = "With `provision`: the source refused or failed (`SourceError`)", body = ErrorBody),
+        (status = 504, description = "With `provision`: the source did not answer in time (`SourceTimeout`)", body = ErrorBody),
     )
 )]
 #[post("/pipelines")]
@@ -208,7 +242,8 @@ pub(crate) async fn create_pipeline(
     pipelines: web::Data<dyn PipelineService>,
     body: Body<PipelineCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let details = pipelines.create_pipeline(body.0).await?;
+    let PipelineCreation { pipeline, provision } = body.0;
+    let details = pipelines.create_pipeline(pipeline, provision).await?;
     Ok(created(&req, details.pipeline.id.get(), PipelineBody::from(details)))
 }
 
@@ -295,7 +330,8 @@ pub(crate) async fn patch_pipeline(
     Ok(HttpResponse::Ok().json(PipelineBody::from(pipelines.update_pipeline(path.0.0, body.0).await?)))
 }
 
-/// Deletes a pipeline and its metadata.
+/// Deletes a pipeline and its metadata, and drops its managed slot; when the slot cannot be
+/// dropped now (source unreachable, consumer attached), a cleanup task retries until it is gone.
 #[utoipa::path(
     tag = "pipelines",
     params(PipelinePath),

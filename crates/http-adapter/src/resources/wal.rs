@@ -5,10 +5,10 @@
 
 use actix_web::{HttpResponse, get, web};
 use rosetta_domain::{
-    Lsn, PageLimit, SlotSample, SlotType, SourceId, SourceWalState, SystemSample, Timestamp, WalMonitorStatus,
-    WalSample, WalStatus,
+    Lsn, PageLimit, PipelineId, SlotSample, SlotType, SourceId, SystemSample, Timestamp, WalMonitorStatus, WalSample,
+    WalStatus,
 };
-use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery, WalMonitorService};
+use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery, WalMonitorService, WalReport};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -123,10 +123,13 @@ pub(crate) struct SlotBody {
     pub inactive_since: Option<String>,
     /// Whether the slot can no longer be used: `wal_status` is `lost`, or it is `conflicting`.
     pub lost: bool,
+    /// The pipeline of this source whose `slot_name` this is; null for a slot no pipeline names
+    /// (and always in history).
+    pub pipeline_id: Option<i64>,
 }
 
 impl SlotBody {
-    fn new(slot: SlotSample, current: Lsn) -> Self {
+    fn new(slot: SlotSample, current: Lsn, pipeline_id: Option<PipelineId>) -> Self {
         let lost = slot.is_lost();
         // A lost slot may still report the `restart_lsn` it had; PostgreSQL no longer keeps WAL
         // for it, so a difference would be a number of bytes nothing holds.
@@ -144,6 +147,7 @@ impl SlotBody {
             conflicting: slot.conflicting,
             inactive_since: slot.inactive_since.map(timestamp),
             lost,
+            pipeline_id: pipeline_id.map(PipelineId::get),
             slot_name: slot.slot_name,
         }
     }
@@ -174,11 +178,19 @@ pub(crate) struct WalSampleFields {
     pub slots: Option<Vec<SlotBody>>,
 }
 
-impl From<Option<WalSample>> for WalSampleFields {
-    fn from(sample: Option<WalSample>) -> Self {
+impl WalSampleFields {
+    /// The fields of `sample`; `pipeline_of` names the pipeline of a slot.
+    fn new(sample: Option<WalSample>, pipeline_of: impl Fn(&str) -> Option<PipelineId>) -> Self {
         let Some(sample) = sample else { return Self::default() };
         let current = sample.current_lsn;
-        let slots: Vec<SlotBody> = sample.slots.into_iter().map(|slot| SlotBody::new(slot, current)).collect();
+        let slots: Vec<SlotBody> = sample
+            .slots
+            .into_iter()
+            .map(|slot| {
+                let pipeline_id = pipeline_of(&slot.slot_name);
+                SlotBody::new(slot, current, pipeline_id)
+            })
+            .collect();
         // `WalSample::size_bytes`' rule, applied to the slots as shown: a lost slot that still
         // reports a `restart_lsn` holds no WAL, so it must not count here either.
         let size_bytes = slots.iter().filter_map(|slot| slot.retained_bytes).max().or(sample.wal_dir_bytes);
@@ -213,14 +225,16 @@ pub(crate) struct SourceWalStateBody {
     pub sample: WalSampleFields,
 }
 
-impl From<SourceWalState> for SourceWalStateBody {
-    fn from(state: SourceWalState) -> Self {
+impl From<WalReport> for SourceWalStateBody {
+    fn from(report: WalReport) -> Self {
+        let sample = WalSampleFields::new(report.state.last_sample.clone(), |slot| report.pipeline_of(slot));
+        let state = report.state;
         Self {
             source_id: state.source_id.get(),
             status: Some(state.status.into()),
             error: state.error,
             last_attempt_at: state.last_attempt_at.map(timestamp),
-            sample: state.last_sample.into(),
+            sample,
         }
     }
 }
@@ -264,7 +278,8 @@ impl From<WalHistoryEntry> for WalHistoryEntryBody {
             recorded_at: timestamp(entry.recorded_at),
             status: entry.status.into(),
             error: entry.error,
-            sample: entry.sample.into(),
+            // History says what was sampled; which pipeline names a slot is today's answer.
+            sample: WalSampleFields::new(entry.sample, |_| None),
         }
     }
 }

@@ -116,7 +116,7 @@ async fn head_is_served_wherever_get_is() {
 }
 
 /// Every route of the API, with the prefix.
-const ROUTES: [(&str, &str); 45] = [
+const ROUTES: [(&str, &str); 56] = [
     ("/health", "get"),
     ("/openapi.json", "get"),
     ("/docs", "get"),
@@ -155,6 +155,17 @@ const ROUTES: [(&str, &str); 45] = [
     ("/api/v1/sources/{id}/alert-rules", "get"),
     ("/api/v1/sources/{id}/alert-rules/{rule}", "patch"),
     ("/api/v1/sources/{id}/alert-rules/{rule}", "delete"),
+    ("/api/v1/sources/validate", "post"),
+    ("/api/v1/sources/{id}/validate", "post"),
+    ("/api/v1/sources/{id}/tables", "get"),
+    ("/api/v1/sources/{id}/publication", "get"),
+    ("/api/v1/sources/{id}/publication", "put"),
+    ("/api/v1/sources/{id}/publication", "delete"),
+    ("/api/v1/pipelines/{id}/slot", "post"),
+    ("/api/v1/pipelines/{id}/slot", "get"),
+    ("/api/v1/pipelines/{id}/slot", "delete"),
+    ("/api/v1/cleanup-tasks", "get"),
+    ("/api/v1/cleanup-tasks/{id}", "delete"),
     ("/api/v1/notification-channels", "get"),
     ("/api/v1/notification-channels", "post"),
     ("/api/v1/notification-channels/{id}", "get"),
@@ -253,12 +264,13 @@ async fn write_schemas_name_exactly_the_fields_the_bodies_accept() {
         "snowflake_private_key_passphrase",
     ];
     let pipeline = ["name", "source_id", "destination_id", "status"];
+    let new_pipeline = ["name", "source_id", "destination_id", "status", "slot_name", "provision"];
     for (schema, fields, uri) in [
         ("SourceCreate", &source[..], "/api/v1/sources"),
         ("SourceUpdate", &source[..], "/api/v1/sources/1"),
         ("DestinationCreate", &destination[..], "/api/v1/destinations"),
         ("DestinationUpdate", &destination[..], "/api/v1/destinations/1"),
-        ("PipelineCreate", &pipeline[..], "/api/v1/pipelines"),
+        ("PipelineCreate", &new_pipeline[..], "/api/v1/pipelines"),
         ("PipelineUpdate", &pipeline[..], "/api/v1/pipelines/1"),
     ] {
         let properties: BTreeSet<&str> =

@@ -6,6 +6,7 @@ mod meta;
 mod resources;
 mod security;
 mod serve;
+mod source_operations;
 mod validation;
 mod wal;
 
@@ -27,7 +28,10 @@ use rosetta_domain::{
     SnowflakeAccount, SnowflakeSettings, Source, SourceId, SourceName, Timestamp,
 };
 use rosetta_ports::alerts::{MockAlertService, MockChannelService};
-use rosetta_ports::inbound::{MockDestinationService, MockHealthService, MockPipelineService, MockSourceService};
+use rosetta_ports::inbound::{
+    MockCleanupTaskService, MockDestinationService, MockHealthService, MockPipelineService, MockSlotService,
+    MockSourceOperationsService, MockSourceService,
+};
 use rosetta_ports::wal::MockWalMonitorService;
 use serde_json::Value;
 
@@ -47,6 +51,9 @@ pub(crate) struct Mocks {
     pub wal_monitor: MockWalMonitorService,
     pub alerts: MockAlertService,
     pub channels: MockChannelService,
+    pub source_operations: MockSourceOperationsService,
+    pub slots: MockSlotService,
+    pub cleanup_tasks: MockCleanupTaskService,
 }
 
 impl Mocks {
@@ -60,6 +67,9 @@ impl Mocks {
             wal_monitor: Arc::new(self.wal_monitor),
             alerts: Arc::new(self.alerts),
             channels: Arc::new(self.channels),
+            source_operations: Arc::new(self.source_operations),
+            slots: Arc::new(self.slots),
+            cleanup_tasks: Arc::new(self.cleanup_tasks),
         }
     }
 }
@@ -270,6 +280,8 @@ pub(crate) fn details(id: i64, status: PipelineStatus) -> PipelineDetails {
             source_id: SourceId::new(1),
             destination_id: DestinationId::new(2),
             status,
+            slot_name: rosetta_domain::SlotName::for_pipeline(pipeline_id),
+            slot_managed: false,
             metadata: PipelineMetadata::initial(pipeline_id, status, at()),
             created_at: at(),
             updated_at: at(),

@@ -52,6 +52,7 @@ async fn reads_answer_the_wire_shapes() {
         pipeline.json(),
         json!({
             "id": 5, "name": "pipe-5", "source_id": 1, "destination_id": 2, "status": "START",
+            "slot_name": "rosetta_5", "slot_managed": false,
             "created_at": AT, "updated_at": AT,
             "source": source_json(1), "destination": destination_json(2),
             "pipeline_metadata": {
@@ -107,13 +108,14 @@ async fn pipelines_are_created_with_start_by_default_and_patched_with_a_status()
     mocks
         .pipelines
         .expect_create_pipeline()
-        .withf(|new| {
-            new.name.as_str() == "orders"
+        .withf(|new, provision| {
+            !provision
+                && new.name.as_str() == "orders"
                 && new.source_id == SourceId::new(1)
                 && new.destination_id == DestinationId::new(2)
                 && new.status == PipelineStatus::Start
         })
-        .returning(|_| Ok(details(5, PipelineStatus::Start)));
+        .returning(|_, _| Ok(details(5, PipelineStatus::Start)));
     mocks
         .pipelines
         .expect_update_pipeline()
@@ -320,7 +322,7 @@ async fn deleting_an_entity_in_use_is_409_naming_the_pipelines() {
 #[actix_web::test]
 async fn a_reference_to_a_missing_entity_is_422_on_that_field() {
     let mut mocks = Mocks::default();
-    mocks.pipelines.expect_create_pipeline().returning(|new| {
+    mocks.pipelines.expect_create_pipeline().returning(|new, _| {
         Err(ServiceError::MissingReference {
             field: "destination_id",
             entity: EntityKind::Destination,

@@ -7,12 +7,13 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
 use chrono::{TimeZone, Utc};
 use rosetta_domain::{
-    Lsn, PageLimit, SlotSample, SlotType, SourceId, SourceWalState, SystemSample, WalMonitorStatus, WalSample,
-    WalStatus,
+    Lsn, PageLimit, PipelineId, PipelineStatus, SlotName, SlotSample, SlotType, SourceId, SourceWalState, SystemSample,
+    WalMonitorStatus, WalSample, WalStatus,
 };
 use rosetta_ports::EntityKind;
 use rosetta_ports::inbound::ServiceError;
-use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery};
+use rosetta_ports::outbound::SourcePipeline;
+use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery, WalReport};
 use serde_json::{Value, json};
 
 use super::*;
@@ -90,28 +91,28 @@ fn sample_json() -> Value {
                 "restart_lsn": "0/16B0000", "confirmed_flush_lsn": "0/16B3000",
                 "retained_bytes": 14_152, "confirmed_lag_bytes": 1_864,
                 "wal_status": "reserved", "safe_wal_size_bytes": 1_073_741_824, "conflicting": false,
-                "inactive_since": AT, "lost": false
+                "inactive_since": AT, "lost": false, "pipeline_id": null
             },
             {
                 "slot_name": "replica", "slot_type": "physical", "active": true, "temporary": false,
                 "restart_lsn": "0/16B3700", "confirmed_flush_lsn": null,
                 "retained_bytes": 72, "confirmed_lag_bytes": null,
                 "wal_status": "extended", "safe_wal_size_bytes": null, "conflicting": null,
-                "inactive_since": null, "lost": false
+                "inactive_since": null, "lost": false, "pipeline_id": null
             },
             {
                 "slot_name": "gone", "slot_type": "logical", "active": false, "temporary": false,
                 "restart_lsn": null, "confirmed_flush_lsn": "0/1000000",
                 "retained_bytes": null, "confirmed_lag_bytes": null,
                 "wal_status": "lost", "safe_wal_size_bytes": null, "conflicting": false,
-                "inactive_since": null, "lost": true
+                "inactive_since": null, "lost": true, "pipeline_id": null
             },
             {
                 "slot_name": "conflicted", "slot_type": "logical", "active": false, "temporary": false,
                 "restart_lsn": "0/1000000", "confirmed_flush_lsn": "0/1000000",
                 "retained_bytes": null, "confirmed_lag_bytes": null,
                 "wal_status": "reserved", "safe_wal_size_bytes": null, "conflicting": true,
-                "inactive_since": null, "lost": true
+                "inactive_since": null, "lost": true, "pipeline_id": null
             }
         ]
     })
@@ -137,39 +138,51 @@ fn merged(mut head: Value, sample: Value) -> Value {
 async fn the_latest_state_of_every_source_shows_slots_lsns_and_bytes() {
     let mut mocks = Mocks::default();
     mocks.wal_monitor.expect_list_wal_states().times(1).returning(|| {
+        let report = |state| WalReport { state, pipelines: Vec::new() };
         Ok(vec![
-            SourceWalState {
-                source_id: SourceId::new(1),
-                status: WalMonitorStatus::Idle,
-                last_sample: Some(sample()),
-                error: None,
-                last_attempt_at: Some(at()),
+            WalReport {
+                state: SourceWalState {
+                    source_id: SourceId::new(1),
+                    status: WalMonitorStatus::Idle,
+                    last_sample: Some(sample()),
+                    error: None,
+                    last_attempt_at: Some(at()),
+                },
+                // The pipeline naming one of its slots.
+                pipelines: vec![SourcePipeline {
+                    pipeline_id: PipelineId::new(9),
+                    source_id: SourceId::new(1),
+                    slot_name: SlotName::parse("rosetta_slot").unwrap(),
+                    status: PipelineStatus::Start,
+                }],
             },
             // Failing now: the last good values are kept.
-            SourceWalState {
+            report(SourceWalState {
                 source_id: SourceId::new(2),
                 status: WalMonitorStatus::Error,
                 last_sample: Some(WalSample { slots: vec![], wal_dir_bytes: None, ..sample() }),
                 error: Some("no answer within 30s".into()),
                 last_attempt_at: Some(later()),
-            },
+            }),
             // Never reached.
-            SourceWalState {
+            report(SourceWalState {
                 source_id: SourceId::new(3),
                 status: WalMonitorStatus::Error,
                 last_sample: None,
                 error: Some("cannot connect: connection refused".into()),
                 last_attempt_at: Some(later()),
-            },
+            }),
         ])
     });
     let app = start(mocks).await;
     let reply = send(&app, api(Method::GET, "/api/v1/wal-monitor")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let mut owned = sample_json();
+    owned["slots"][0]["pipeline_id"] = json!(9);
     assert_eq!(
         reply.json(),
         json!([
-            merged(json!({"source_id": 1, "status": "IDLE", "error": null, "last_attempt_at": AT}), sample_json()),
+            merged(json!({"source_id": 1, "status": "IDLE", "error": null, "last_attempt_at": AT}), owned),
             merged(
                 json!({"source_id": 2, "status": "ERROR", "error": "no answer within 30s", "last_attempt_at": LATER}),
                 json!({
@@ -190,12 +203,15 @@ async fn the_latest_state_of_every_source_shows_slots_lsns_and_bytes() {
 async fn the_state_of_one_source_is_200_even_before_its_first_sample() {
     let mut mocks = Mocks::default();
     mocks.wal_monitor.expect_get_wal_state().withf(|id| *id == SourceId::new(1)).returning(|id| {
-        Ok(Some(SourceWalState {
-            source_id: id,
-            status: WalMonitorStatus::Active,
-            last_sample: Some(WalSample { slots: vec![], in_recovery: true, ..sample() }),
-            error: None,
-            last_attempt_at: Some(at()),
+        Ok(Some(WalReport {
+            state: SourceWalState {
+                source_id: id,
+                status: WalMonitorStatus::Active,
+                last_sample: Some(WalSample { slots: vec![], in_recovery: true, ..sample() }),
+                error: None,
+                last_attempt_at: Some(at()),
+            },
+            pipelines: Vec::new(),
         }))
     });
     mocks.wal_monitor.expect_get_wal_state().withf(|id| *id == SourceId::new(7)).returning(|_| Ok(None));

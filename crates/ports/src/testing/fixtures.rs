@@ -58,5 +58,5 @@ pub fn new_pipeline(
     destination_id: DestinationId,
     status: PipelineStatus,
 ) -> NewPipeline {
-    NewPipeline { name: parsed(PipelineName::parse(name)), source_id, destination_id, status }
+    NewPipeline { name: parsed(PipelineName::parse(name)), source_id, destination_id, status, slot_name: None }
 }

@@ -12,16 +12,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline, NewSource, Page, PageRequest, Patch,
-    Pipeline, PipelineDetails, PipelineId, PipelineMetadata, PipelinePatch, PipelineSummary, Source, SourceConnection,
-    SourceId, SourcePatch, SourceWalState, SystemSample, Timestamp, Transition, WalMonitorStatus,
+    CleanupKind, CleanupTask, CleanupTaskId, Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline,
+    NewSource, Page, PageRequest, Patch, Pipeline, PipelineDetails, PipelineId, PipelineMetadata, PipelinePatch,
+    PipelineSummary, SlotName, Source, SourceConnection, SourceId, SourcePatch, SourceWalState, SystemSample,
+    Timestamp, Transition, WalMonitorStatus,
 };
 
 use crate::EntityKind;
 use crate::jobs::{LeaseOwner, LeaseStore, Next, Queue};
 use crate::outbound::{
     ConnectionSettingsError, DestinationRepository, MetadataHealth, PipelineRepository, RepositoryError, SecretCipher,
-    SecretSlot, SourceRepository, StoredConnection,
+    SecretSlot, SourcePipeline, SourceRepository, StoredConnection,
 };
 use crate::wal::{
     SampleOutcome, SystemHistoryQuery, SystemMetricsRepository, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository,
@@ -33,6 +34,8 @@ struct State {
     sources: BTreeMap<SourceId, (Source, Option<Vec<u8>>)>,
     destinations: BTreeMap<DestinationId, (Destination, Option<Vec<u8>>)>,
     pipelines: BTreeMap<PipelineId, Pipeline>,
+    /// Cleanup tasks recorded by deletes (connection settings are not kept here).
+    cleanup_tasks: Vec<CleanupTask>,
     /// Every queue's items, by (queue, item).
     leases: BTreeMap<(Queue, i64), LeaseRow>,
     /// The latest WAL state per source.
@@ -100,6 +103,45 @@ impl State {
             .filter(|p| matches(p))
             .map(|p| PipelineSummary { id: p.id, name: p.name.clone() })
             .collect()
+    }
+
+    /// `Conflict{field: "slot_name"}` when another pipeline (not `except`) of `source` names `slot`.
+    fn check_slot_name(
+        &self,
+        except: Option<PipelineId>,
+        source: SourceId,
+        slot: &SlotName,
+    ) -> Result<(), RepositoryError> {
+        let taken =
+            self.pipelines.values().any(|p| Some(p.id) != except && p.source_id == source && p.slot_name == *slot);
+        if taken {
+            return Err(RepositoryError::Conflict {
+                entity: EntityKind::Pipeline,
+                field: "slot_name",
+                value: slot.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the task that drops `pipeline`'s managed slot.
+    fn record_cleanup(&mut self, pipeline: &Pipeline, now: Timestamp) -> CleanupTask {
+        let task = CleanupTask {
+            id: CleanupTaskId::new(self.next_id()),
+            kind: CleanupKind::DropSlot,
+            source_id: pipeline.source_id,
+            slot_name: pipeline.slot_name.clone(),
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: crate::sources::first_cleanup_due(now),
+            created_at: now,
+        };
+        self.leases.insert(
+            (Queue::SOURCE_CLEANUP, task.id.get()),
+            LeaseRow { due_at: Some(task.next_attempt_at), lease: None },
+        );
+        self.cleanup_tasks.push(task.clone());
+        task
     }
 
     fn details(&self, pipeline: &Pipeline) -> Result<PipelineDetails, RepositoryError> {
@@ -259,7 +301,7 @@ impl SourceRepository for InMemoryStore {
         Ok(updated)
     }
 
-    async fn delete(&self, id: SourceId, cascade: bool) -> Result<(), RepositoryError> {
+    async fn delete(&self, id: SourceId, cascade: bool, now: Timestamp) -> Result<Vec<CleanupTask>, RepositoryError> {
         let mut state = self.lock()?;
         if !state.sources.contains_key(&id) {
             return Err(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() });
@@ -268,12 +310,15 @@ impl SourceRepository for InMemoryStore {
         if !users.is_empty() && !cascade {
             return Err(RepositoryError::InUse { entity: EntityKind::Source, id: id.get(), pipelines: users });
         }
+        let managed: Vec<Pipeline> =
+            state.pipelines.values().filter(|p| p.source_id == id && p.slot_managed).cloned().collect();
+        let tasks = managed.iter().map(|p| state.record_cleanup(p, now)).collect();
         state.pipelines.retain(|_, p| p.source_id != id);
         state.sources.remove(&id);
         state.leases.remove(&(Queue::WAL_SAMPLING, id.get()));
         state.wal_states.remove(&id);
         state.wal_history.retain(|(_, entry)| entry.source_id != id);
-        Ok(())
+        Ok(tasks)
     }
 
     async fn connection(&self, id: SourceId) -> Result<SourceConnection, RepositoryError> {
@@ -383,7 +428,12 @@ impl DestinationRepository for InMemoryStore {
         Ok(updated)
     }
 
-    async fn delete(&self, id: DestinationId, cascade: bool) -> Result<(), RepositoryError> {
+    async fn delete(
+        &self,
+        id: DestinationId,
+        cascade: bool,
+        now: Timestamp,
+    ) -> Result<Vec<CleanupTask>, RepositoryError> {
         let mut state = self.lock()?;
         if !state.destinations.contains_key(&id) {
             return Err(RepositoryError::NotFound { entity: EntityKind::Destination, id: id.get() });
@@ -392,9 +442,12 @@ impl DestinationRepository for InMemoryStore {
         if !users.is_empty() && !cascade {
             return Err(RepositoryError::InUse { entity: EntityKind::Destination, id: id.get(), pipelines: users });
         }
+        let managed: Vec<Pipeline> =
+            state.pipelines.values().filter(|p| p.destination_id == id && p.slot_managed).cloned().collect();
+        let tasks = managed.iter().map(|p| state.record_cleanup(p, now)).collect();
         state.pipelines.retain(|_, p| p.destination_id != id);
         state.destinations.remove(&id);
-        Ok(())
+        Ok(tasks)
     }
 }
 
@@ -411,12 +464,16 @@ impl PipelineRepository for InMemoryStore {
             });
         }
         let id = PipelineId::new(state.next_id());
+        let slot_name = new.slot_name.unwrap_or_else(|| SlotName::for_pipeline(id));
+        state.check_slot_name(None, new.source_id, &slot_name)?;
         let pipeline = Pipeline {
             id,
             name: new.name,
             source_id: new.source_id,
             destination_id: new.destination_id,
             status: new.status,
+            slot_name,
+            slot_managed: false,
             metadata: PipelineMetadata::initial(id, new.status, now),
             created_at: now,
             updated_at: now,
@@ -468,6 +525,7 @@ impl PipelineRepository for InMemoryStore {
         let source_id = patch.source_id.unwrap_or(pipeline.source_id);
         let destination_id = patch.destination_id.unwrap_or(pipeline.destination_id);
         state.check_references(source_id, destination_id)?;
+        state.check_slot_name(Some(id), source_id, &pipeline.slot_name)?;
         changed |= (source_id, destination_id) != (pipeline.source_id, pipeline.destination_id);
         pipeline.source_id = source_id;
         pipeline.destination_id = destination_id;
@@ -486,13 +544,41 @@ impl PipelineRepository for InMemoryStore {
         Ok(details)
     }
 
-    async fn delete(&self, id: PipelineId) -> Result<(), RepositoryError> {
+    async fn delete(&self, id: PipelineId, now: Timestamp) -> Result<Option<CleanupTask>, RepositoryError> {
         let mut state = self.lock()?;
-        state
+        let pipeline = state
             .pipelines
             .remove(&id)
-            .map(|_| ())
-            .ok_or(RepositoryError::NotFound { entity: EntityKind::Pipeline, id: id.get() })
+            .ok_or(RepositoryError::NotFound { entity: EntityKind::Pipeline, id: id.get() })?;
+        Ok(pipeline.slot_managed.then(|| state.record_cleanup(&pipeline, now)))
+    }
+
+    async fn set_slot_managed(&self, id: PipelineId, managed: bool, now: Timestamp) -> Result<(), RepositoryError> {
+        let mut state = self.lock()?;
+        let pipeline = state
+            .pipelines
+            .get_mut(&id)
+            .ok_or(RepositoryError::NotFound { entity: EntityKind::Pipeline, id: id.get() })?;
+        if pipeline.slot_managed != managed {
+            pipeline.slot_managed = managed;
+            pipeline.updated_at = now;
+        }
+        Ok(())
+    }
+
+    async fn pipelines_of(&self, source: Option<SourceId>) -> Result<Vec<SourcePipeline>, RepositoryError> {
+        let state = self.lock()?;
+        Ok(state
+            .pipelines
+            .values()
+            .filter(|p| source.is_none_or(|s| s == p.source_id))
+            .map(|p| SourcePipeline {
+                pipeline_id: p.id,
+                source_id: p.source_id,
+                slot_name: p.slot_name.clone(),
+                status: p.status,
+            })
+            .collect())
     }
 }
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    DestinationId, DestinationName, DestinationPatch, PageLimit, PageRequest, Patch, PgPort, PipelineId,
-    PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, Secret, ShortText, SourceId, SourceName,
-    SourcePatch,
+    CleanupKind, DestinationId, DestinationName, DestinationPatch, NewPipeline, PageLimit, PageRequest, Patch, PgPort,
+    PipelineId, PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, Secret, ShortText, SlotName,
+    SourceId, SourceName, SourcePatch,
 };
 
 use super::fixtures::{fixed_time, new_destination, new_pipeline, new_source};
 use crate::EntityKind;
-use crate::outbound::{DestinationRepository, PipelineRepository, RepositoryError, SourceRepository};
+use crate::outbound::{DestinationRepository, PipelineRepository, RepositoryError, SourcePipeline, SourceRepository};
 
 /// The three repositories of one empty store, plus whatever must stay alive while they are used
 /// (a test database, a temporary directory…).
@@ -107,7 +107,7 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             "[{case}] update"
         );
         assert!(
-            matches!(store.sources.delete(missing, false).await, Err(RepositoryError::NotFound { .. })),
+            matches!(store.sources.delete(missing, false, fixed_time(9)).await, Err(RepositoryError::NotFound { .. })),
             "[{case}] delete"
         );
         assert!(
@@ -225,7 +225,7 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             case,
             store.pipelines.create(new_pipeline("p1", source.id, destination.id, PipelineStatus::Pause), fixed_time(1))
         );
-        match store.sources.delete(source.id, false).await {
+        match store.sources.delete(source.id, false, fixed_time(9)).await {
             Err(RepositoryError::InUse { entity: EntityKind::Source, id, pipelines }) => {
                 assert_eq!(id, source.id.get(), "[{case}] id");
                 let named: Vec<_> = pipelines.iter().map(|p| (p.id, p.name.as_str().to_owned())).collect();
@@ -238,7 +238,7 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             other => panic!("[{case}] expected InUse, got {other:?}"),
         }
         ok!(case, store.sources.get(source.id));
-        ok!(case, store.sources.delete(source.id, true));
+        ok!(case, store.sources.delete(source.id, true, fixed_time(9)));
         assert!(
             matches!(store.sources.get(source.id).await, Err(RepositoryError::NotFound { .. })),
             "[{case}] source gone"
@@ -250,9 +250,9 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
         assert_eq!(ok!(case, store.pipelines.list(page(0, 10))).total, 0, "[{case}] no pipelines left");
         ok!(case, store.destinations.get(destination.id));
         let unused = ok!(case, store.sources.create(new_source("unused", None), fixed_time(1)));
-        ok!(case, store.sources.delete(unused.id, false));
+        ok!(case, store.sources.delete(unused.id, false, fixed_time(9)));
         assert!(
-            matches!(store.sources.delete(unused.id, false).await, Err(RepositoryError::NotFound { .. })),
+            matches!(store.sources.delete(unused.id, false, fixed_time(9)).await, Err(RepositoryError::NotFound { .. })),
             "[{case}] second delete"
         );
     }
@@ -339,15 +339,15 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
         );
         assert!(
-            matches!(store.destinations.delete(destination.id, false).await, Err(RepositoryError::InUse { entity: EntityKind::Destination, ref pipelines, .. }) if pipelines.len() == 1 && pipelines[0].id == pipeline.pipeline.id),
+            matches!(store.destinations.delete(destination.id, false, fixed_time(9)).await, Err(RepositoryError::InUse { entity: EntityKind::Destination, ref pipelines, .. }) if pipelines.len() == 1 && pipelines[0].id == pipeline.pipeline.id),
             "[{case}] in use"
         );
-        ok!(case, store.destinations.delete(destination.id, true));
+        ok!(case, store.destinations.delete(destination.id, true, fixed_time(9)));
         assert!(
             matches!(store.pipelines.get(pipeline.pipeline.id).await, Err(RepositoryError::NotFound { .. })),
             "[{case}] cascade"
         );
-        ok!(case, store.sources.delete(source.id, false));
+        ok!(case, store.sources.delete(source.id, false, fixed_time(9)));
     }
 
     /// pipeline: create reads back nested, with initial metadata.
@@ -540,7 +540,7 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
         )
         .pipeline
         .id;
-        ok!(case, store.pipelines.delete(id));
+        ok!(case, store.pipelines.delete(id, fixed_time(9)));
         assert!(
             matches!(
                 store.pipelines.get(id).await,
@@ -548,7 +548,7 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             ),
             "[{case}] gone"
         );
-        assert!(matches!(store.pipelines.delete(id).await, Err(RepositoryError::NotFound { .. })), "[{case}] twice");
+        assert!(matches!(store.pipelines.delete(id, fixed_time(9)).await, Err(RepositoryError::NotFound { .. })), "[{case}] twice");
         assert!(
             matches!(
                 store.pipelines.update(PipelineId::new(77_777), PipelinePatch::default(), fixed_time(2)).await,
@@ -556,8 +556,113 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
             ),
             "[{case}] update missing"
         );
-        ok!(case, store.sources.delete(source.id, false));
-        ok!(case, store.destinations.delete(destination.id, false));
+        ok!(case, store.sources.delete(source.id, false, fixed_time(9)));
+        ok!(case, store.destinations.delete(destination.id, false, fixed_time(9)));
+    }
+
+    /// pipeline: the slot name defaults to rosetta_<id>, is unique per source, and starts unmanaged.
+    async fn pipeline_slot_names_default_and_are_unique_per_source(factory) {
+        let case = "pipeline: slot names";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let other = ok!(case, store.sources.create(new_source("other", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let first = ok!(
+            case,
+            store.pipelines.create(new_pipeline("p", source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        )
+        .pipeline;
+        assert_eq!(first.slot_name, SlotName::for_pipeline(first.id), "[{case}] default");
+        assert!(!first.slot_managed, "[{case}] unmanaged until created");
+        let named = |pipeline: &str, source_id| NewPipeline {
+            slot_name: Some(name::<SlotName>(first.slot_name.as_str())),
+            ..new_pipeline(pipeline, source_id, destination.id, PipelineStatus::Start)
+        };
+        match store.pipelines.create(named("clash", source.id), fixed_time(2)).await {
+            Err(RepositoryError::Conflict { entity: EntityKind::Pipeline, field: "slot_name", value }) => {
+                assert_eq!(value, first.slot_name.as_str(), "[{case}] value");
+            }
+            other => panic!("[{case}] expected a slot_name conflict, got {other:?}"),
+        }
+        let elsewhere = ok!(case, store.pipelines.create(named("elsewhere", other.id), fixed_time(2))).pipeline;
+        assert_eq!(elsewhere.slot_name, first.slot_name, "[{case}] the same name on another source");
+        assert!(
+            matches!(
+                store.pipelines.update(elsewhere.id, PipelinePatch { source_id: Some(source.id), ..PipelinePatch::default() }, fixed_time(3)).await,
+                Err(RepositoryError::Conflict { field: "slot_name", .. })
+            ),
+            "[{case}] moving onto a source whose pipeline names the slot"
+        );
+        let owners = ok!(case, store.pipelines.pipelines_of(Some(source.id)));
+        assert_eq!(
+            owners,
+            vec![SourcePipeline {
+                pipeline_id: first.id,
+                source_id: source.id,
+                slot_name: first.slot_name.clone(),
+                status: PipelineStatus::Start,
+            }],
+            "[{case}] owners of one source"
+        );
+        assert_eq!(ok!(case, store.pipelines.pipelines_of(None)).len(), 2, "[{case}] every owner");
+    }
+
+    /// pipeline: deleting a pipeline with a managed slot records one cleanup task; unmanaged records none.
+    async fn pipeline_delete_records_a_cleanup_task_for_a_managed_slot(factory) {
+        let case = "pipeline: delete records cleanup";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let create = |name: &'static str| {
+            store.pipelines.create(new_pipeline(name, source.id, destination.id, PipelineStatus::Start), fixed_time(1))
+        };
+        let unmanaged = ok!(case, create("unmanaged")).pipeline;
+        let managed = ok!(case, create("managed")).pipeline;
+        ok!(case, store.pipelines.set_slot_managed(managed.id, true, fixed_time(2)));
+        assert!(ok!(case, store.pipelines.get(managed.id)).pipeline.slot_managed, "[{case}] flag stored");
+        assert_eq!(ok!(case, store.pipelines.delete(unmanaged.id, fixed_time(3))), None, "[{case}] unmanaged");
+        let task = ok!(case, store.pipelines.delete(managed.id, fixed_time(3)))
+            .unwrap_or_else(|| panic!("[{case}] a managed slot's delete records a task"));
+        assert_eq!(
+            (task.kind, task.source_id, task.slot_name.clone(), task.attempts, task.last_error.clone()),
+            (CleanupKind::DropSlot, source.id, managed.slot_name.clone(), 0, None),
+            "[{case}] task"
+        );
+        assert_eq!(task.created_at, fixed_time(3), "[{case}] created now");
+        assert!(task.next_attempt_at > fixed_time(3), "[{case}] first due after the request's own attempt");
+        assert!(
+            matches!(store.pipelines.set_slot_managed(managed.id, true, fixed_time(4)).await, Err(RepositoryError::NotFound { .. })),
+            "[{case}] gone"
+        );
+    }
+
+    /// source and destination: a cascade records a cleanup task per managed slot of the pipelines it deletes.
+    async fn cascades_record_cleanup_tasks_for_managed_slots(factory) {
+        let case = "cascade records cleanup";
+        let store = factory.fresh().await;
+        let source = ok!(case, store.sources.create(new_source("s", None), fixed_time(1)));
+        let destination = ok!(case, store.destinations.create(new_destination("d", None), fixed_time(1)));
+        let other = ok!(case, store.destinations.create(new_destination("d2", None), fixed_time(1)));
+        let mut managed = Vec::new();
+        for (name, to) in [("a", destination.id), ("b", destination.id), ("c", other.id), ("d", other.id)] {
+            let pipeline =
+                ok!(case, store.pipelines.create(new_pipeline(name, source.id, to, PipelineStatus::Start), fixed_time(1)))
+                    .pipeline;
+            if name != "b" {
+                ok!(case, store.pipelines.set_slot_managed(pipeline.id, true, fixed_time(2)));
+                managed.push(pipeline);
+            }
+        }
+        let tasks = ok!(case, store.destinations.delete(other.id, true, fixed_time(3)));
+        let mut slots: Vec<String> = tasks.iter().map(|t| t.slot_name.as_str().to_owned()).collect();
+        slots.sort();
+        let mut expected: Vec<String> = managed[1..].iter().map(|p| p.slot_name.as_str().to_owned()).collect();
+        expected.sort();
+        assert_eq!(slots, expected, "[{case}] destination cascade");
+        let tasks = ok!(case, store.sources.delete(source.id, true, fixed_time(4)));
+        let slots: Vec<&str> = tasks.iter().map(|t| t.slot_name.as_str()).collect();
+        assert_eq!(slots, vec![managed[0].slot_name.as_str()], "[{case}] source cascade: only the managed slot");
+        assert!(tasks.iter().all(|t| t.source_id == source.id), "[{case}] source id kept");
     }
 }
 

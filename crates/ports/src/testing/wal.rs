@@ -372,7 +372,7 @@ contract! { $ wal_store_contract_tests, testing::wal, WalStoreFactory:
         let store = factory.fresh().await;
         let ids = create_sources(case, &store, &["s1", "s2"]).await;
         assert_eq!(ok!(case, claim(&store, "a", at(0), LEASE, 10)), ids, "[{case}] claim");
-        ok!(case, store.sources.delete(ids[1], false));
+        ok!(case, store.sources.delete(ids[1], false, fixed_time(9)));
         let outcomes = vec![
             success(ids[0], at(1), sample(at(1), 7_000, true)),
             success(ids[1], at(1), sample(at(1), 7_000, true)),
@@ -403,7 +403,7 @@ contract! { $ wal_store_contract_tests, testing::wal, WalStoreFactory:
             vec![success(ids[0], at(10), sample(at(10), 1_000, true)), failure(ids[1], at(10), "down")],
         )
         .await;
-        ok!(case, store.sources.delete(ids[0], false));
+        ok!(case, store.sources.delete(ids[0], false, fixed_time(9)));
         let listed: Vec<SourceId> = ok!(case, store.wal.list_latest()).iter().map(|s| s.source_id).collect();
         assert_eq!(listed, ids[1..], "[{case}] latest states");
         let history = ok!(case, store.wal.history(WalHistoryQuery::default()));

@@ -54,8 +54,8 @@ pub fn repositories(store: &PostgresStore) -> Repositories {
     let cipher = cipher();
     Repositories {
         sources: PostgresSourceRepository::new(store.clone(), Arc::clone(&cipher)),
-        destinations: PostgresDestinationRepository::new(store.clone(), cipher),
-        pipelines: PostgresPipelineRepository::new(store.clone()),
+        destinations: PostgresDestinationRepository::new(store.clone(), Arc::clone(&cipher)),
+        pipelines: PostgresPipelineRepository::new(store.clone(), Arc::clone(&cipher)),
     }
 }
 
