@@ -58,13 +58,18 @@ async fn the_readme_api_examples_work_as_printed() {
     let blocks = api_examples(&readme);
     let expected = shown_statuses(&blocks);
     let app = TestApp::spawn().await;
+    // The source the source-operation examples act on (`make run`'s PostgreSQL in the README).
+    let source = support::start_cluster(rosetta_test_support::ClusterOptions::default()).await;
+    let source_port = source.port().to_string();
     let authority = app.address.trim_start_matches("http://").to_owned();
     let examples = blocks.join("\n").replace(README_AUTHORITY, &authority).replace(README_KEY, API_KEY);
     // Every curl reports its status on stderr; the command itself runs as printed.
     let script = format!(
         "set -u\ncurl() {{ command curl -w '%{{stderr}}README-STATUS %{{http_code}}\\n' \"$@\"; }}\n{examples}\n"
     );
-    let output = tokio::task::spawn_blocking(move || Command::new("bash").arg("-c").arg(script).output())
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash").arg("-c").arg(script).env("SRC_PORT", source_port).output()
+    })
         .await
         .expect("join")
         .expect("running bash");

@@ -9,6 +9,7 @@ use rosetta_domain::{
     PreflightSubject, Publication, PublicationTables, SourceConnection, SourceId, SourceTable,
 };
 use rosetta_ports::inbound::{CleanupTaskService, ServiceError, SlotCreated, SlotService, SourceOperationsService};
+use rosetta_ports::jobs::{LeaseStore, Queue};
 use rosetta_ports::outbound::{Clock, PipelineRepository, SourceRepository};
 use rosetta_ports::sources::{
     CleanupTaskStore, PublicationError, SlotCreation, SlotError, SourceError, SourceOperations, attempt_cleanup,
@@ -20,6 +21,7 @@ use rosetta_ports::sources::{
 pub struct SlotCleaner {
     operations: Arc<dyn SourceOperations>,
     tasks: Arc<dyn CleanupTaskStore>,
+    leases: Arc<dyn LeaseStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -30,9 +32,15 @@ impl std::fmt::Debug for SlotCleaner {
 }
 
 impl SlotCleaner {
-    /// A cleaner that drops slots through `operations` and records through `tasks`.
-    pub fn new(operations: Arc<dyn SourceOperations>, tasks: Arc<dyn CleanupTaskStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { operations, tasks, clock }
+    /// A cleaner that drops slots through `operations`, records through `tasks`, and has the
+    /// WAL monitor resample a source whose slot went (through `leases`).
+    pub fn new(
+        operations: Arc<dyn SourceOperations>,
+        tasks: Arc<dyn CleanupTaskStore>,
+        leases: Arc<dyn LeaseStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { operations, tasks, leases, clock }
     }
 
     /// Attempts each task once now. Never fails the caller: the delete has happened and the task
@@ -55,7 +63,8 @@ impl SlotCleaner {
             let task = &pending.task;
             match &attempt.outcome {
                 Ok(()) => {
-                    tracing::info!(source_id = %task.source_id, slot_name = %task.slot_name, "replication slot dropped")
+                    tracing::info!(source_id = %task.source_id, slot_name = %task.slot_name, "replication slot dropped");
+                    resample(self.leases.as_ref(), task.source_id, self.clock.now()).await;
                 }
                 Err(error) => tracing::warn!(
                     source_id = %task.source_id,
@@ -72,6 +81,14 @@ impl SlotCleaner {
     }
 }
 
+/// Has the WAL monitor sample `source` again now, so a slot created or dropped shows at once
+/// rather than an interval later. Best effort: the next regular sample shows it anyway.
+async fn resample(leases: &dyn LeaseStore, source: SourceId, now: rosetta_domain::Timestamp) {
+    if let Err(error) = leases.expedite(Queue::WAL_SAMPLING, source.get(), now).await {
+        tracing::debug!(source_id = %source, error = %error, "source not resampled early");
+    }
+}
+
 /// The source operations, pipelines' slots and cleanup tasks, over the repositories and the
 /// source-database adapter.
 #[derive(Clone)]
@@ -80,6 +97,7 @@ pub struct SourceOperator {
     pipelines: Arc<dyn PipelineRepository>,
     operations: Arc<dyn SourceOperations>,
     tasks: Arc<dyn CleanupTaskStore>,
+    leases: Arc<dyn LeaseStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -103,15 +121,17 @@ fn connect_reason(error: &SourceError) -> String {
 }
 
 impl SourceOperator {
-    /// An operator over the stores, the source operations and the clock.
+    /// An operator over the stores, the source operations, the leases (to have the monitor
+    /// resample a source whose slots changed) and the clock.
     pub fn new(
         sources: Arc<dyn SourceRepository>,
         pipelines: Arc<dyn PipelineRepository>,
         operations: Arc<dyn SourceOperations>,
         tasks: Arc<dyn CleanupTaskStore>,
+        leases: Arc<dyn LeaseStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { sources, pipelines, operations, tasks, clock }
+        Self { sources, pipelines, operations, tasks, leases, clock }
     }
 
     async fn preflight(&self, connection: &SourceConnection, subject: PreflightSubject<'_>) -> Preflight {
@@ -141,6 +161,9 @@ impl SourceOperator {
             self.pipelines.set_slot_managed(id, true, self.clock.now()).await?;
         }
         let outcome = self.operations.create_slot(&connection, &slot.slot_name).await;
+        if outcome.is_ok() {
+            resample(self.leases.as_ref(), connection.source_id, self.clock.now()).await;
+        }
         let keep_flag =
             matches!(&outcome, Ok(SlotCreation::Created(_)) | Err(SlotError::Source(SourceError::Timeout(_))));
         if !was_managed && !keep_flag {
@@ -269,6 +292,7 @@ impl SlotService for SourceOperator {
             .drop_slot(&connection, &slot.slot_name, force)
             .await
             .map_err(|error| slot_error(connection.source_id, error))?;
+        resample(self.leases.as_ref(), connection.source_id, self.clock.now()).await;
         if slot.managed {
             self.pipelines.set_slot_managed(pipeline, false, self.clock.now()).await?;
         }
@@ -297,6 +321,7 @@ pub(crate) fn unused_cleaner() -> SlotCleaner {
     SlotCleaner::new(
         Arc::new(MockSourceOperations::new()),
         Arc::new(MockCleanupTaskStore::new()),
+        Arc::new(rosetta_ports::jobs::MockLeaseStore::new()),
         Arc::new(crate::SystemClock),
     )
 }
@@ -309,7 +334,11 @@ pub(crate) fn operator_over(
     operations: rosetta_ports::sources::MockSourceOperations,
     tasks: rosetta_ports::sources::MockCleanupTaskStore,
 ) -> SourceOperator {
-    SourceOperator::new(sources, pipelines, Arc::new(operations), Arc::new(tasks), Arc::new(crate::SystemClock))
+    // Resampling requests go nowhere: these tests are not about the monitor.
+    let leases = Arc::new(rosetta_ports::testing::memory::InMemoryStore::new(Arc::new(
+        rosetta_ports::testing::InsecureTestCipher::new(9),
+    )));
+    SourceOperator::new(sources, pipelines, Arc::new(operations), Arc::new(tasks), leases, Arc::new(crate::SystemClock))
 }
 
 #[cfg(test)]
@@ -436,6 +465,8 @@ mod tests {
             }
             Ok(())
         });
-        SlotCleaner::new(Arc::new(operations), Arc::new(store_mock), Arc::new(SystemClock)).run_now(tasks).await;
+        SlotCleaner::new(Arc::new(operations), Arc::new(store_mock), store.clone(), Arc::new(SystemClock))
+            .run_now(tasks)
+            .await;
     }
 }

@@ -94,6 +94,11 @@ pub trait LeaseStore: Send + Sync {
     /// time and lease.
     async fn enqueue(&self, queue: Queue, item: i64, due: Option<Timestamp>) -> Result<(), RepositoryError>;
 
+    /// Makes `item` due by `now` at the latest (an item scheduled later is moved to `now`, one due
+    /// earlier keeps its time); its lease, if any, is kept, and an item not queued stays so. How
+    /// a change that the next run should see soon (a slot created on a source) asks for it.
+    async fn expedite(&self, queue: Queue, item: i64, now: Timestamp) -> Result<(), RepositoryError>;
+
     /// Leases up to `limit` claimable items of `queue` to `owner` until `now + lease` and returns
     /// them, the oldest due first (items without a due time before all).
     async fn claim(

@@ -29,6 +29,9 @@ const ENQUEUE: &str = "\
 INSERT INTO leases (queue, item_id, due_at) VALUES ($1, $2, coalesce($3, '-infinity'))
 ON CONFLICT (queue, item_id) DO NOTHING";
 
+/// Moves item `$2` of queue `$1` to due time `$3` if it is scheduled later.
+const EXPEDITE: &str = "UPDATE leases SET due_at = $3 WHERE queue = $1 AND item_id = $2 AND due_at > $3";
+
 /// Leases up to `$3` claimable items of queue `$1` to `$4` until `$5`; `$2` is now.
 ///
 /// `due` walks `leases_due_idx` in due order (one range: an item due now is due at
@@ -166,6 +169,17 @@ impl LeaseStore for PostgresLeaseStore {
             .bind::<Text, _>(queue.name())
             .bind::<BigInt, _>(item)
             .bind::<Nullable<Timestamptz>, _>(due)
+            .execute(&mut conn)
+            .await;
+        self.store.settle(conn, result.map(drop).map_err(Failure::from)).await
+    }
+
+    async fn expedite(&self, queue: Queue, item: i64, now: Timestamp) -> Result<(), RepositoryError> {
+        let mut conn = self.store.connection().await?;
+        let result = diesel::sql_query(EXPEDITE)
+            .bind::<Text, _>(queue.name())
+            .bind::<BigInt, _>(item)
+            .bind::<Timestamptz, _>(now)
             .execute(&mut conn)
             .await;
         self.store.settle(conn, result.map(drop).map_err(Failure::from)).await

@@ -391,13 +391,15 @@ fn cleanup_runner(
     operations: &Arc<dyn SourceOperations>,
     owner: LeaseOwner,
 ) -> Runner<Cleaning> {
+    let leases: Arc<dyn LeaseStore> = Arc::new(PostgresLeaseStore::new(store.clone()));
     Runner::new(
         Arc::new(Cleaning::new(
             Arc::new(PostgresCleanupTaskStore::new(store.clone(), Arc::clone(cipher))),
             Arc::clone(operations),
+            Arc::clone(&leases),
             Arc::clone(clock),
         )),
-        Arc::new(PostgresLeaseStore::new(store.clone())),
+        leases,
         Arc::clone(clock),
         RunnerSettings {
             concurrency: CLEANUP_CONCURRENCY,
@@ -538,12 +540,15 @@ impl ServiceWiring {
         let sources = Arc::new(PostgresSourceRepository::new(store.clone(), Arc::clone(cipher)));
         let pipelines = Arc::new(PostgresPipelineRepository::new(store.clone(), Arc::clone(cipher)));
         let tasks = Arc::new(PostgresCleanupTaskStore::new(store.clone(), Arc::clone(cipher)));
-        let cleaner = SlotCleaner::new(Arc::clone(&self.operations), tasks.clone(), Arc::clone(clock));
+        let leases: Arc<dyn LeaseStore> = Arc::new(PostgresLeaseStore::new(store.clone()));
+        let cleaner =
+            SlotCleaner::new(Arc::clone(&self.operations), tasks.clone(), Arc::clone(&leases), Arc::clone(clock));
         let operator = SourceOperator::new(
             sources.clone(),
             pipelines.clone(),
             Arc::clone(&self.operations),
             tasks,
+            leases,
             Arc::clone(clock),
         );
         ApiServices {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rosetta_domain::CleanupTaskId;
-use rosetta_ports::jobs::{LeaseOwner, Queue};
+use rosetta_ports::jobs::{LeaseOwner, LeaseStore, Queue};
 use rosetta_ports::outbound::Clock;
 use rosetta_ports::sources::{CleanupAttempt, CleanupTaskStore, PendingCleanup, SourceOperations, attempt_cleanup};
 
@@ -17,6 +17,7 @@ use crate::runner::{Job, log_repository_error};
 pub struct Cleaning {
     tasks: Arc<dyn CleanupTaskStore>,
     operations: Arc<dyn SourceOperations>,
+    leases: Arc<dyn LeaseStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -27,9 +28,15 @@ impl std::fmt::Debug for Cleaning {
 }
 
 impl Cleaning {
-    /// Runs the tasks of `tasks` through `operations`.
-    pub fn new(tasks: Arc<dyn CleanupTaskStore>, operations: Arc<dyn SourceOperations>, clock: Arc<dyn Clock>) -> Self {
-        Self { tasks, operations, clock }
+    /// Runs the tasks of `tasks` through `operations`; a source whose slot went is sampled again
+    /// at once (through `leases`), so the monitor stops showing the slot.
+    pub fn new(
+        tasks: Arc<dyn CleanupTaskStore>,
+        operations: Arc<dyn SourceOperations>,
+        leases: Arc<dyn LeaseStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { tasks, operations, leases, clock }
     }
 }
 
@@ -58,13 +65,19 @@ impl Job for Cleaning {
         let attempt = attempt_cleanup(self.operations.as_ref(), &pending, move || clock.now()).await;
         let task = &pending.task;
         match &attempt.outcome {
-            Ok(()) => tracing::info!(
-                cleanup_task_id = %task.id,
-                source_id = %task.source_id,
-                slot_name = %task.slot_name,
-                attempts = attempt.attempts,
-                "cleanup task done: replication slot dropped"
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    cleanup_task_id = %task.id,
+                    source_id = %task.source_id,
+                    slot_name = %task.slot_name,
+                    attempts = attempt.attempts,
+                    "cleanup task done: replication slot dropped"
+                );
+                let source = task.source_id.get();
+                if let Err(error) = self.leases.expedite(Queue::WAL_SAMPLING, source, self.clock.now()).await {
+                    tracing::debug!(source_id = source, error = %error, "source not resampled early");
+                }
+            }
             Err(error) => tracing::warn!(
                 cleanup_task_id = %task.id,
                 source_id = %task.source_id,

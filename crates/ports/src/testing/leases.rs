@@ -67,6 +67,22 @@ async fn claim(case: &str, store: &LeaseStoreBundle, queue: Queue, by: &str, now
 }
 
 contract! { $ lease_contract_tests, testing::leases, LeaseStoreFactory:
+    /// Expediting moves a later due time to now, keeps an earlier one, and queues nothing new.
+    async fn leases_expediting_makes_an_item_due_now_at_the_latest(factory) {
+        let case = "leases: expediting";
+        let store = factory.fresh().await;
+        ok!(case, store.leases.enqueue(A, 1, Some(at(100))));
+        ok!(case, store.leases.enqueue(A, 2, Some(at(1))));
+        assert_eq!(claim(case, &store, A, "a", 5, 10).await, [2], "[{case}] only the early one is due");
+        ok!(case, store.leases.expedite(A, 1, at(5)));
+        ok!(case, store.leases.expedite(A, 3, at(5)));
+        assert_eq!(claim(case, &store, A, "a", 5, 10).await, [1], "[{case}] expedited; nothing new queued");
+        ok!(case, store.leases.complete(A, &owner("a"), &[(2, Next::DueAt(at(50)))]));
+        ok!(case, store.leases.expedite(A, 2, at(60)));
+        assert_eq!(claim(case, &store, A, "b", 49, 10).await, Vec::<i64>::new(), "[{case}] an earlier time is kept");
+        assert_eq!(claim(case, &store, A, "b", 50, 10).await, [2], "[{case}] due at its own time");
+    }
+
     /// Enqueued items are claimed once, in id order, up to the limit.
     async fn leases_items_are_claimed_once_in_order_up_to_the_limit(factory) {
         let case = "leases: items are claimed once, in order, up to the limit";

@@ -589,6 +589,15 @@ impl LeaseStore for InMemoryStore {
         Ok(())
     }
 
+    async fn expedite(&self, queue: Queue, item: i64, now: Timestamp) -> Result<(), RepositoryError> {
+        if let Some(row) = self.lock()?.leases.get_mut(&(queue, item))
+            && row.due_at.is_some_and(|due| due > now)
+        {
+            row.due_at = Some(now);
+        }
+        Ok(())
+    }
+
     async fn claim(
         &self,
         queue: Queue,
