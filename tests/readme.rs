@@ -70,9 +70,9 @@ async fn the_readme_api_examples_work_as_printed() {
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash").arg("-c").arg(script).env("SRC_PORT", source_port).output()
     })
-        .await
-        .expect("join")
-        .expect("running bash");
+    .await
+    .expect("join")
+    .expect("running bash");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let statuses: Vec<u16> =
         stderr.lines().filter_map(|line| line.strip_prefix("README-STATUS ")?.trim().parse().ok()).collect();
