@@ -21,6 +21,6 @@ pub use destinations::DestinationManager;
 pub use health::ReadinessChecker;
 pub use pipelines::PipelineManager;
 pub use recording::SampleRecorder;
-pub use source_operations::{SlotCleaner, SourceOperator};
+pub use source_operations::{SlotCleaner, SlotLocks, SourceOperator};
 pub use sources::SourceManager;
 pub use wal_monitor::WalMonitorReader;

@@ -5,7 +5,7 @@ use rosetta_domain::{NewPipeline, Page, PageRequest, PipelineDetails, PipelineId
 use rosetta_ports::inbound::{PipelineService, ServiceError};
 use rosetta_ports::outbound::{Clock, PipelineRepository};
 
-use crate::source_operations::{SlotCleaner, SourceOperator};
+use crate::source_operations::{SlotCleaner, SourceOperator, detached};
 
 /// Manages pipelines and their lifecycle through a [`PipelineRepository`]; the lifecycle rule
 /// itself is `rosetta_domain::Pipeline::request`, applied by the repository inside its
@@ -37,30 +37,40 @@ impl PipelineManager {
     }
 }
 
+impl PipelineManager {
+    /// Creates the pipeline and, with `provision`, its slot; a pipeline whose slot cannot be had
+    /// goes again.
+    async fn create(&self, new: NewPipeline, provision: bool) -> Result<PipelineDetails, ServiceError> {
+        let details = self.repository.create(new, self.clock.now()).await?;
+        if !provision {
+            return Ok(details);
+        }
+        let id = details.pipeline.id;
+        // The slot's default name needs the pipeline's id, so the pipeline comes first and goes
+        // again if its slot cannot be had; deleting it drops a slot the failed attempt may have
+        // made after all (a timeout after the create was sent).
+        let _held = self.operator.lock(id).await;
+        if let Err(error) = self.operator.create_pipeline_slot(id).await {
+            match self.repository.delete(id, self.clock.now()).await {
+                Ok(task) => self.cleaner.run_now(task.into_iter().collect()).await,
+                Err(undo) => tracing::error!(pipeline_id = %id, error = %undo, "pipeline kept after its slot failed"),
+            }
+            return Err(error);
+        }
+        Ok(self.repository.get(id).await?)
+    }
+}
+
 #[async_trait]
 impl PipelineService for PipelineManager {
     async fn create_pipeline(&self, new: NewPipeline, provision: bool) -> Result<PipelineDetails, ServiceError> {
-        let mut details = self.repository.create(new, self.clock.now()).await?;
-        if provision {
-            let id = details.pipeline.id;
-            // The slot's default name needs the pipeline's id, so the pipeline comes first and
-            // goes again if its slot cannot be had; deleting it drops a slot the failed attempt
-            // may have made after all (a timeout).
-            if let Err(error) = self.operator.create_pipeline_slot(id).await {
-                match self.repository.delete(id, self.clock.now()).await {
-                    Ok(task) => self.cleaner.run_now(task.into_iter().collect()).await,
-                    Err(undo) => {
-                        tracing::error!(pipeline_id = %id, error = %undo, "pipeline kept after its slot failed")
-                    }
-                }
-                return Err(error);
-            }
-            details = self.repository.get(id).await?;
-        }
+        let this = self.clone();
+        let details = detached(async move { this.create(new, provision).await }).await?;
         tracing::info!(
             pipeline_id = %details.pipeline.id,
             pipeline_name = %details.pipeline.name,
             status = %details.pipeline.status,
+            slot_managed = details.pipeline.slot_managed,
             "pipeline created"
         );
         Ok(details)
@@ -75,6 +85,23 @@ impl PipelineService for PipelineManager {
     }
 
     async fn update_pipeline(&self, id: PipelineId, patch: PipelinePatch) -> Result<PipelineDetails, ServiceError> {
+        // A move is checked and made while no slot of the pipeline is being created or dropped.
+        let _held = match patch.source_id {
+            Some(_) => Some(self.operator.lock(id).await),
+            None => None,
+        };
+        if let Some(source) = patch.source_id {
+            // The slot Rosetta made lives on the current source: moving the pipeline would leave
+            // it there with nothing to drop it.
+            let current = self.repository.get(id).await?.pipeline;
+            if current.slot_managed && current.source_id != source {
+                return Err(ServiceError::Refused(format!(
+                    "pipeline {id} owns replication slot '{}' on source {}; drop it (DELETE \
+                     /pipelines/{id}/slot) before moving the pipeline to another source",
+                    current.slot_name, current.source_id
+                )));
+            }
+        }
         let details = self.repository.update(id, patch, self.clock.now()).await?;
         tracing::info!(pipeline_id = %id, status = %details.pipeline.status, "pipeline updated");
         Ok(details)
@@ -90,10 +117,15 @@ impl PipelineService for PipelineManager {
     }
 
     async fn delete_pipeline(&self, id: PipelineId) -> Result<(), ServiceError> {
-        let task = self.repository.delete(id, self.clock.now()).await?;
-        tracing::info!(pipeline_id = %id, "pipeline deleted");
-        self.cleaner.run_now(task.into_iter().collect()).await;
-        Ok(())
+        let this = self.clone();
+        detached(async move {
+            let _held = this.operator.lock(id).await;
+            let task = this.repository.delete(id, this.clock.now()).await?;
+            tracing::info!(pipeline_id = %id, "pipeline deleted");
+            this.cleaner.run_now(task.into_iter().collect()).await;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -144,6 +176,41 @@ mod tests {
         assert_eq!(again, started, "starting twice changes nothing");
         let refreshed = manager.set_pipeline_status(id, PipelineStatus::Refresh).await.unwrap();
         assert_eq!(refreshed.pipeline.status, PipelineStatus::Refresh);
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_that_owns_its_slot_does_not_move_to_another_source() {
+        let (store, source, destination) = store_with_source_and_destination().await;
+        let other = SourceRepository::create(&store, new_source("other", None), fixed_time(0)).await.unwrap().id;
+        let store = Arc::new(store);
+        let operator = crate::source_operations::operator_over(
+            store.clone(),
+            store.clone(),
+            Default::default(),
+            Default::default(),
+        );
+        let manager = PipelineManager::new(
+            store.clone(),
+            operator,
+            crate::source_operations::unused_cleaner(),
+            Arc::new(SystemClock),
+        );
+        let id = manager
+            .create_pipeline(new_pipeline("p", source, destination, PipelineStatus::Start), false)
+            .await
+            .unwrap()
+            .pipeline
+            .id;
+        let move_to = |source_id| PipelinePatch { source_id: Some(source_id), ..PipelinePatch::default() };
+        PipelineRepository::set_slot_managed(store.as_ref(), id, true, fixed_time(1)).await.unwrap();
+        let refused = manager.update_pipeline(id, move_to(other)).await;
+        assert!(
+            matches!(refused, Err(ServiceError::Refused(ref reason)) if reason.contains("rosetta_")),
+            "{refused:?}"
+        );
+        manager.update_pipeline(id, move_to(source)).await.expect("staying on its source is fine");
+        PipelineRepository::set_slot_managed(store.as_ref(), id, false, fixed_time(2)).await.unwrap();
+        assert_eq!(manager.update_pipeline(id, move_to(other)).await.unwrap().pipeline.source_id, other);
     }
 
     #[tokio::test]

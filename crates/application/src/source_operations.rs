@@ -1,6 +1,7 @@
 //! Acting on sources: preflight, tables and publication ([`SourceOperator`]), pipelines' slots,
 //! and the cleanup tasks that finish a slot's drop ([`SlotCleaner`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -81,6 +82,14 @@ impl SlotCleaner {
     }
 }
 
+/// Runs `work` on a task of its own and waits for it: dropping the caller (a client that went
+/// away) does not cut it half-way between a change on the source and its record.
+pub(crate) async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ServiceError>> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::spawn(work).await.map_err(|error| ServiceError::Unexpected(Box::new(error)))?
+}
+
 /// Has the WAL monitor sample `source` again now, so a slot created or dropped shows at once
 /// rather than an interval later. Best effort: the next regular sample shows it anyway.
 async fn resample(leases: &dyn LeaseStore, source: SourceId, now: rosetta_domain::Timestamp) {
@@ -98,6 +107,7 @@ pub struct SourceOperator {
     operations: Arc<dyn SourceOperations>,
     tasks: Arc<dyn CleanupTaskStore>,
     leases: Arc<dyn LeaseStore>,
+    locks: SlotLocks,
     clock: Arc<dyn Clock>,
 }
 
@@ -112,26 +122,57 @@ fn source_error(source_id: SourceId) -> impl Fn(SourceError) -> ServiceError {
     move |error| ServiceError::Source { source_id, error }
 }
 
-/// What preflight says about a connection that failed.
+/// What preflight's `connect` check says when reading the facts failed.
 fn connect_reason(error: &SourceError) -> String {
     match error {
-        SourceError::Connect { message, .. } => message.clone(),
+        SourceError::Sql { message, .. } => format!("connected, but reading the source's settings failed: {message}"),
         other => other.to_string(),
+    }
+}
+
+/// Serialises the slot changes of one pipeline across this process's HTTP workers (a retried or
+/// double-submitted create must not see the other's slot as "existed" and give up ownership of
+/// it, and a delete must not record its cleanup before a create finished). Shared by clones.
+#[derive(Clone, Default)]
+pub struct SlotLocks(Arc<std::sync::Mutex<HashMap<PipelineId, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl std::fmt::Debug for SlotLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotLocks").finish_non_exhaustive()
+    }
+}
+
+impl SlotLocks {
+    /// Waits for, then holds, `pipeline`'s lock until the guard is dropped.
+    pub(crate) async fn lock(&self, pipeline: PipelineId) -> tokio::sync::OwnedMutexGuard<()> {
+        let mutex = {
+            let mut locks = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Locks nobody holds or waits for are forgotten, so the map stays small.
+            locks.retain(|_, mutex| Arc::strong_count(mutex) > 1);
+            Arc::clone(locks.entry(pipeline).or_default())
+        };
+        mutex.lock_owned().await
     }
 }
 
 impl SourceOperator {
     /// An operator over the stores, the source operations, the leases (to have the monitor
-    /// resample a source whose slots changed) and the clock.
+    /// resample a source whose slots changed), the process's slot locks and the clock.
     pub fn new(
         sources: Arc<dyn SourceRepository>,
         pipelines: Arc<dyn PipelineRepository>,
         operations: Arc<dyn SourceOperations>,
         tasks: Arc<dyn CleanupTaskStore>,
         leases: Arc<dyn LeaseStore>,
+        locks: SlotLocks,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { sources, pipelines, operations, tasks, leases, clock }
+        Self { sources, pipelines, operations, tasks, leases, locks, clock }
+    }
+
+    /// Holds `pipeline`'s slot lock (see [`SlotLocks`]).
+    pub(crate) async fn lock(&self, pipeline: PipelineId) -> tokio::sync::OwnedMutexGuard<()> {
+        self.locks.lock(pipeline).await
     }
 
     async fn preflight(&self, connection: &SourceConnection, subject: PreflightSubject<'_>) -> Preflight {
@@ -150,9 +191,19 @@ impl SourceOperator {
     }
 
     /// Creates the pipeline's slot; the body of [`SlotService::create_slot`], also used by
-    /// provisioning.
+    /// provisioning. The caller holds the pipeline's slot lock and runs this on a task of its own,
+    /// so a client that goes away cannot cut it between the source's answer and its record.
     pub(crate) async fn create_pipeline_slot(&self, id: PipelineId) -> Result<SlotCreated, ServiceError> {
         let (slot, connection) = self.slot_of(id).await?;
+        let source_id = connection.source_id;
+        // A deleted pipeline's task would drop the slot this one is about to use.
+        if let Some(task) = self.tasks.find(source_id, &slot.slot_name).await? {
+            return Err(ServiceError::Refused(format!(
+                "cleanup task {} is still to drop replication slot '{}' on this source (its pipeline was deleted); \
+                 abandon it (DELETE /cleanup-tasks/{}) or give this pipeline another slot_name",
+                task.id, slot.slot_name, task.id
+            )));
+        }
         let was_managed = slot.managed;
         // Ownership is recorded before the slot exists: a crash between the two can leave a
         // managed flag without a slot (dropping it then finds nothing), never a slot Rosetta
@@ -162,23 +213,42 @@ impl SourceOperator {
         }
         let outcome = self.operations.create_slot(&connection, &slot.slot_name).await;
         if outcome.is_ok() {
-            resample(self.leases.as_ref(), connection.source_id, self.clock.now()).await;
+            resample(self.leases.as_ref(), source_id, self.clock.now()).await;
         }
-        let keep_flag =
-            matches!(&outcome, Ok(SlotCreation::Created(_)) | Err(SlotError::Source(SourceError::Timeout(_))));
-        if !was_managed && !keep_flag {
+        // Kept when the slot is (or may be) ours; given back when it was someone else's or
+        // nothing was made.
+        let ours = matches!(&outcome, Ok(SlotCreation::Created(_)) | Err(SlotError::Uncertain(_)));
+        if !was_managed && !ours {
             self.pipelines.set_slot_managed(id, false, self.clock.now()).await?;
         }
         match outcome {
             Ok(SlotCreation::Created(live)) => {
                 tracing::info!(pipeline_id = %id, slot_name = %slot.slot_name, "replication slot created");
+                // Deleted meanwhile by another process (which found no slot yet to drop).
+                if let Err(ServiceError::NotFound { .. }) = self.pipelines.get(id).await.map_err(ServiceError::from) {
+                    self.drop_orphan(&connection, &slot.slot_name).await;
+                    return Err(ServiceError::NotFound { entity: rosetta_ports::EntityKind::Pipeline, id: id.get() });
+                }
                 Ok(SlotCreated { slot: PipelineSlot { managed: true, live: Some(live), ..slot }, created: true })
             }
             Ok(SlotCreation::Existed(live)) => Ok(SlotCreated {
                 slot: PipelineSlot { managed: was_managed, live: Some(live), ..slot },
                 created: false,
             }),
-            Err(error) => Err(slot_error(connection.source_id, error)),
+            Err(error) => Err(slot_error(source_id, error)),
+        }
+    }
+
+    /// Drops a slot made for a pipeline that was deleted while it was being made.
+    async fn drop_orphan(&self, connection: &SourceConnection, slot: &rosetta_domain::SlotName) {
+        match self.operations.drop_slot(connection, slot, false).await {
+            Ok(_) => tracing::warn!(slot_name = %slot, "slot of a pipeline deleted while it was created: dropped"),
+            Err(error) => tracing::error!(
+                source_id = %connection.source_id,
+                slot_name = %slot,
+                error = %error,
+                "slot of a pipeline deleted while it was created could not be dropped; drop it by hand"
+            ),
         }
     }
 }
@@ -192,6 +262,7 @@ fn slot_error(source_id: SourceId, error: SlotError) -> ServiceError {
             "a replication slot named '{slot}' exists on the source but is not a logical slot of this database; \
              give the pipeline another slot_name"
         )),
+        SlotError::Uncertain(limit) => ServiceError::Source { source_id, error: SourceError::Timeout(limit) },
         SlotError::Source(error) => ServiceError::Source { source_id, error },
     }
 }
@@ -276,7 +347,12 @@ impl SourceOperationsService for SourceOperator {
 #[async_trait]
 impl SlotService for SourceOperator {
     async fn create_slot(&self, pipeline: PipelineId) -> Result<SlotCreated, ServiceError> {
-        self.create_pipeline_slot(pipeline).await
+        let this = self.clone();
+        detached(async move {
+            let _held = this.lock(pipeline).await;
+            this.create_pipeline_slot(pipeline).await
+        })
+        .await
     }
 
     async fn get_slot(&self, pipeline: PipelineId) -> Result<PipelineSlot, ServiceError> {
@@ -287,6 +363,7 @@ impl SlotService for SourceOperator {
     }
 
     async fn drop_slot(&self, pipeline: PipelineId, force: bool) -> Result<(), ServiceError> {
+        let _held = self.lock(pipeline).await;
         let (slot, connection) = self.slot_of(pipeline).await?;
         self.operations
             .drop_slot(&connection, &slot.slot_name, force)
@@ -338,7 +415,15 @@ pub(crate) fn operator_over(
     let leases = Arc::new(rosetta_ports::testing::memory::InMemoryStore::new(Arc::new(
         rosetta_ports::testing::InsecureTestCipher::new(9),
     )));
-    SourceOperator::new(sources, pipelines, Arc::new(operations), Arc::new(tasks), leases, Arc::new(crate::SystemClock))
+    SourceOperator::new(
+        sources,
+        pipelines,
+        Arc::new(operations),
+        Arc::new(tasks),
+        leases,
+        SlotLocks::default(),
+        Arc::new(crate::SystemClock),
+    )
 }
 
 #[cfg(test)]
@@ -353,6 +438,13 @@ mod tests {
 
     use super::*;
     use crate::{PipelineManager, SystemClock};
+
+    /// A task store with no pending task.
+    fn no_tasks() -> MockCleanupTaskStore {
+        let mut tasks = MockCleanupTaskStore::new();
+        tasks.expect_find().returning(|_, _| Ok(None));
+        tasks
+    }
 
     fn live() -> LiveSlot {
         LiveSlot {
@@ -386,7 +478,7 @@ mod tests {
                 Ok(SlotCreation::Created(live()))
             }
         });
-        let operator = operator_over(store.clone(), store.clone(), operations, MockCleanupTaskStore::new());
+        let operator = operator_over(store.clone(), store.clone(), operations, no_tasks());
         let manager = PipelineManager::new(store.clone(), operator, unused_cleaner(), Arc::new(SystemClock));
         let failed = manager.create_pipeline(new_pipeline("p", source, destination, PipelineStatus::Start), true).await;
         assert!(matches!(failed, Err(ServiceError::Source { .. })), "{failed:?}");
@@ -394,6 +486,40 @@ mod tests {
         let created =
             manager.create_pipeline(new_pipeline("p", source, destination, PipelineStatus::Start), true).await.unwrap();
         assert!(created.pipeline.slot_managed);
+    }
+
+    #[tokio::test]
+    async fn a_slot_a_pending_cleanup_task_will_drop_is_not_taken() {
+        let (store, source, destination) = store().await;
+        let pipeline = PipelineRepository::create(
+            store.as_ref(),
+            new_pipeline("p", source, destination, PipelineStatus::Start),
+            fixed_time(1),
+        )
+        .await
+        .unwrap();
+        let mut tasks = MockCleanupTaskStore::new();
+        let slot_name = pipeline.pipeline.slot_name.clone();
+        tasks.expect_find().returning(move |source_id, slot| {
+            Ok(Some(rosetta_domain::CleanupTask {
+                id: CleanupTaskId::new(12),
+                kind: rosetta_domain::CleanupKind::DropSlot,
+                source_id,
+                slot_name: slot.clone(),
+                attempts: 3,
+                last_error: Some("refused".into()),
+                next_attempt_at: fixed_time(5),
+                created_at: fixed_time(0),
+            }))
+        });
+        // No create is attempted (the mock has no expectation for it).
+        let operator = operator_over(store.clone(), store.clone(), MockSourceOperations::new(), tasks);
+        let refused = operator.create_slot(pipeline.pipeline.id).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Refused(reason)) if reason.contains("cleanup task 12") && reason.contains(slot_name.as_str())),
+            "{refused:?}"
+        );
+        assert!(!PipelineRepository::get(store.as_ref(), pipeline.pipeline.id).await.unwrap().pipeline.slot_managed);
     }
 
     #[tokio::test]
@@ -408,7 +534,7 @@ mod tests {
         .unwrap();
         let mut operations = MockSourceOperations::new();
         operations.expect_create_slot().returning(|_, _| Ok(SlotCreation::Existed(live())));
-        let operator = operator_over(store.clone(), store.clone(), operations, MockCleanupTaskStore::new());
+        let operator = operator_over(store.clone(), store.clone(), operations, no_tasks());
         let outcome = operator.create_slot(pipeline.pipeline.id).await.unwrap();
         assert!(!outcome.created && !outcome.slot.managed);
         assert!(!PipelineRepository::get(store.as_ref(), pipeline.pipeline.id).await.unwrap().pipeline.slot_managed);

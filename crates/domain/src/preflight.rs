@@ -164,8 +164,8 @@ pub struct PreflightSubject<'a> {
 }
 
 impl Preflight {
-    /// The checks for what a connection found: with `Err`, a failed `connect` and every other
-    /// check skipped.
+    /// The checks for what a connection found: with `Err` (why, as the `connect` check's
+    /// message), a failed `connect` and every other check skipped.
     pub fn assess(facts: Result<&SourceFacts, &str>, subject: PreflightSubject<'_>) -> Self {
         let facts = match facts {
             Ok(facts) => facts,
@@ -322,7 +322,7 @@ impl Preflight {
         let mut checks = vec![PreflightCheck {
             name: CheckName::Connect,
             status: CheckStatus::Fail,
-            message: format!("cannot connect: {reason}"),
+            message: reason.to_owned(),
             fix: Some(
                 "Check pg_host, pg_port, pg_database, pg_username and pg_password, that the server accepts \
                  connections from Rosetta (listen_addresses, pg_hba.conf, firewalls), and that it is running."

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rosetta_domain::{
     CleanupTask, CleanupTaskId, LiveSlot, Page, PageRequest, Publication, PublicationName, PublicationTables, SlotName,
-    SourceConnection, SourceFacts, SourceTable, TableName, Timestamp,
+    SourceConnection, SourceFacts, SourceId, SourceTable, TableName, Timestamp,
 };
 
 use crate::jobs::{LeaseOwner, Next};
@@ -73,6 +73,9 @@ pub enum SlotError {
     /// another database): it is not this pipeline's to use.
     #[error("slot {0} exists but is not a logical slot of this database")]
     Incompatible(SlotName),
+    /// The create statement was sent but no answer came within the limit: the slot may exist.
+    #[error("the source did not confirm the slot within {} s; it may exist", .0.as_secs_f64())]
+    Uncertain(Duration),
     /// The source failed.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -138,7 +141,8 @@ pub trait SourceOperations: Send + Sync {
     ) -> Result<bool, SourceError>;
 
     /// Creates the `pgoutput` logical slot `slot` in the source's database, unless a logical slot
-    /// of that name exists there already. Errors: `Incompatible`.
+    /// of that name exists there already. Errors: `Incompatible`; `Uncertain` when the deadline
+    /// passed after the create was sent (a timeout before that is `Source(Timeout)`).
     async fn create_slot(&self, source: &SourceConnection, slot: &SlotName) -> Result<SlotCreation, SlotError>;
 
     /// The slot as the source reports it now (`None`: no such slot in that database).
@@ -191,6 +195,9 @@ pub trait CleanupTaskStore: Send + Sync {
     /// Records an attempt made outside the job (by the request that created the task, before its
     /// first due time): a success removes the task, a failure sets its error and next attempt.
     async fn record_unleased(&self, attempt: CleanupAttempt) -> Result<(), RepositoryError>;
+
+    /// The task, if any, still to drop slot `slot` on source `source`.
+    async fn find(&self, source: SourceId, slot: &SlotName) -> Result<Option<CleanupTask>, RepositoryError>;
 
     /// Abandons a task: it is deleted without being done. Errors: `NotFound`.
     async fn abandon(&self, id: CleanupTaskId) -> Result<(), RepositoryError>;

@@ -32,9 +32,11 @@ pub(crate) enum Deleted {
     OfDestination(i64),
 }
 
-/// A managed slot of a pipeline being deleted, with its source's login (selected by position).
+/// A pipeline being deleted: whether its slot is managed, the slot, and its source's login
+/// (selected by position).
 #[derive(Debug, Queryable)]
 struct ManagedSlotRow {
+    slot_managed: bool,
     source_id: i64,
     slot_name: String,
     pg_host: String,
@@ -53,28 +55,49 @@ pub(crate) async fn record_slot_cleanups(
     deleted: Deleted,
     now: Timestamp,
 ) -> Result<Vec<CleanupTask>, Failure> {
-    let managed = pipelines::table.inner_join(sources::table).filter(pipelines::slot_managed).into_boxed();
-    let managed = match deleted {
-        Deleted::Pipeline(id) => managed.filter(pipelines::id.eq(id)),
-        Deleted::OfSource(id) => managed.filter(pipelines::source_id.eq(id)),
-        Deleted::OfDestination(id) => managed.filter(pipelines::destination_id.eq(id)),
+    // Every deleted pipeline's row is locked, managed or not (a row filtered out would not be): a
+    // concurrent `set_slot_managed` either committed first, and its flag is read here, or waits
+    // for this delete and then finds no pipeline.
+    // Locking clauses cannot be boxed, so each selection is its own statement.
+    macro_rules! load_locked {
+        ($filter:expr) => {
+            pipelines::table
+                .inner_join(sources::table)
+                .filter($filter)
+                .select((
+                    pipelines::slot_managed,
+                    pipelines::source_id,
+                    pipelines::slot_name,
+                    sources::pg_host,
+                    sources::pg_port,
+                    sources::pg_database,
+                    sources::pg_username,
+                    sources::pg_password_sealed,
+                ))
+                .order(pipelines::id.asc())
+                .for_update()
+                .load::<ManagedSlotRow>(conn)
+                .await?
+        };
+    }
+    let rows: Vec<ManagedSlotRow> = match deleted {
+        Deleted::Pipeline(id) => load_locked!(pipelines::id.eq(id)),
+        Deleted::OfSource(id) => load_locked!(pipelines::source_id.eq(id)),
+        Deleted::OfDestination(id) => load_locked!(pipelines::destination_id.eq(id)),
     };
-    let rows: Vec<ManagedSlotRow> = managed
-        .select((
-            pipelines::source_id,
-            pipelines::slot_name,
-            sources::pg_host,
-            sources::pg_port,
-            sources::pg_database,
-            sources::pg_username,
-            sources::pg_password_sealed,
-        ))
-        .order(pipelines::id.asc())
-        .load(conn)
-        .await?;
     let next_attempt_at = first_cleanup_due(now);
     let mut tasks = Vec::with_capacity(rows.len());
-    for ManagedSlotRow { source_id, slot_name, pg_host, pg_port, pg_database, pg_username, sealed } in rows {
+    for row in rows.into_iter().filter(|row| row.slot_managed) {
+        let ManagedSlotRow {
+            slot_managed: _,
+            source_id,
+            slot_name,
+            pg_host,
+            pg_port,
+            pg_database,
+            pg_username,
+            sealed,
+        } = row;
         // The task's own copy of the password, bound to its row; a password that does not open
         // now cannot open later either, so the task says so instead of retrying a login.
         let (password, problem) = match sealed.map(|s| cipher.open(&s, source_password_slot(source_id))).transpose() {
@@ -303,6 +326,22 @@ impl CleanupTaskStore for PostgresCleanupTaskStore {
             })
             .await;
         self.store.settle(conn, result).await
+    }
+
+    async fn find(&self, source: SourceId, slot: &SlotName) -> Result<Option<CleanupTask>, RepositoryError> {
+        let (source, slot) = (source.get(), slot.as_str().to_owned());
+        let mut conn = self.store.connection().await?;
+        let result = cleanup_tasks::table
+            .filter(cleanup_tasks::source_id.eq(source))
+            .filter(cleanup_tasks::slot_name.eq(slot))
+            .select(TaskRow::as_select())
+            .order(cleanup_tasks::id.asc())
+            .first::<TaskRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(Failure::from);
+        let row = self.store.settle(conn, result).await?;
+        Ok(row.map(TaskRow::into_domain).transpose()?)
     }
 
     async fn abandon(&self, id: CleanupTaskId) -> Result<(), RepositoryError> {

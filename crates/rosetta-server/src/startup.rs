@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 use rosetta_application::{
     AlertEvaluator, AlertManager, ChannelManager, DestinationManager, PipelineManager, ReadinessChecker,
-    SampleRecorder, SlotCleaner, SourceManager, SourceOperator, SystemClock, WalMonitorReader,
+    SampleRecorder, SlotCleaner, SlotLocks, SourceManager, SourceOperator, SystemClock, WalMonitorReader,
 };
 use rosetta_domain::{AlertRule, RetryPolicy, Severity};
 use rosetta_http_adapter::{Api, ApiServices, HttpSettings, RateLimit, ServicesFactory};
@@ -136,6 +136,7 @@ impl Application {
             readiness_timeout: config.readiness_timeout,
             notify_timeout: config.alerts.notify_timeout,
             operations,
+            slot_locks: SlotLocks::default(),
         };
         let services: ServicesFactory = Arc::new(move || wiring.worker_services());
         let http = &config.http;
@@ -515,6 +516,8 @@ struct ServiceWiring {
     readiness_timeout: Duration,
     notify_timeout: Duration,
     operations: Arc<dyn SourceOperations>,
+    /// One set for every HTTP worker of the process.
+    slot_locks: SlotLocks,
 }
 
 impl ServiceWiring {
@@ -549,6 +552,7 @@ impl ServiceWiring {
             Arc::clone(&self.operations),
             tasks,
             leases,
+            self.slot_locks.clone(),
             Arc::clone(clock),
         );
         ApiServices {

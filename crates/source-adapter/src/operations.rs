@@ -8,6 +8,7 @@
 
 mod sql;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -175,8 +176,9 @@ async fn read_publication(
         return Ok(Publication { name: publication.clone(), exists: false, all_tables: false, tables: Vec::new() });
     };
     let all_tables: bool = column(&row, "puballtables")?;
-    let rows = client.query(sql::PUBLISHED_TABLES, &[&name]).await.map_err(|e| query_error(&e))?;
-    let tables = rows.iter().map(table_from_row).collect::<Result<Vec<_>, _>>()?;
+    let mut tables: Vec<TableName> =
+        read_tables(client, &name, true).await?.into_iter().map(|table| table.table).collect();
+    tables.sort();
     Ok(Publication { name: publication.clone(), exists: true, all_tables, tables })
 }
 
@@ -340,40 +342,51 @@ impl SourceOperations for PostgresSourceOperations {
     }
 
     async fn create_slot(&self, source: &SourceConnection, slot: &SlotName) -> Result<SlotCreation, SlotError> {
-        self.with_session(source, async |session: &mut Session| {
-            let client = &session.client;
-            let existing = async || -> Result<Option<SlotCreation>, SlotError> {
-                let row = client.query_opt(sql::SLOT_KIND, &[&slot.as_str()]).await.map_err(|e| query_error(&e))?;
-                let Some(row) = row else { return Ok(None) };
-                let slot_type: String = column(&row, "slot_type")?;
-                let database: Option<String> = column(&row, "database_name")?;
-                let current: String = column(&row, "current_database")?;
-                if slot_type != "logical" || database.as_deref() != Some(current.as_str()) {
-                    return Err(SlotError::Incompatible(slot.clone()));
+        // Whether the create statement went out: a deadline after that leaves the slot's
+        // existence unknown, one before it does not.
+        let sent = AtomicBool::new(false);
+        let outcome = self
+            .with_session(source, async |session: &mut Session| {
+                let client = &session.client;
+                let existing = async || -> Result<Option<SlotCreation>, SlotError> {
+                    let row = client.query_opt(sql::SLOT_KIND, &[&slot.as_str()]).await.map_err(|e| query_error(&e))?;
+                    let Some(row) = row else { return Ok(None) };
+                    let slot_type: String = column(&row, "slot_type")?;
+                    let database: Option<String> = column(&row, "database_name")?;
+                    let current: String = column(&row, "current_database")?;
+                    if slot_type != "logical" || database.as_deref() != Some(current.as_str()) {
+                        return Err(SlotError::Incompatible(slot.clone()));
+                    }
+                    let live = read_slot(client, slot).await?.map(|(live, _)| live);
+                    Ok(live.map(SlotCreation::Existed))
+                };
+                if let Some(found) = existing().await? {
+                    return Ok(found);
                 }
-                let live = read_slot(client, slot).await?.map(|(live, _)| live);
-                Ok(live.map(SlotCreation::Existed))
-            };
-            if let Some(found) = existing().await? {
-                return Ok(found);
-            }
-            match client.query_one(sql::CREATE_SLOT, &[&slot.as_str()]).await {
-                Ok(_) => {}
-                // Created by someone else since we looked.
-                Err(e) if e.code().is_some_and(|c| c.code() == DUPLICATE_OBJECT) => {
-                    return existing().await?.ok_or_else(|| SlotError::Source(query_error(&e)));
+                sent.store(true, Ordering::SeqCst);
+                match client.query_one(sql::CREATE_SLOT, &[&slot.as_str()]).await {
+                    Ok(_) => {}
+                    // Created by someone else since we looked.
+                    Err(e) if e.code().is_some_and(|c| c.code() == DUPLICATE_OBJECT) => {
+                        return existing().await?.ok_or_else(|| SlotError::Source(query_error(&e)));
+                    }
+                    Err(e) => return Err(query_error(&e).into()),
                 }
-                Err(e) => return Err(query_error(&e).into()),
+                let live = read_slot(client, slot).await?.map(|(live, _)| live).ok_or_else(|| {
+                    SlotError::Source(SourceError::Sql {
+                        message: format!("slot {slot} disappeared right after it was created"),
+                        sqlstate: UNDEFINED_OBJECT.into(),
+                    })
+                })?;
+                Ok(SlotCreation::Created(live))
+            })
+            .await;
+        match outcome {
+            Err(SlotError::Source(SourceError::Timeout(limit))) if sent.load(Ordering::SeqCst) => {
+                Err(SlotError::Uncertain(limit))
             }
-            let live = read_slot(client, slot).await?.map(|(live, _)| live).ok_or_else(|| {
-                SlotError::Source(SourceError::Sql {
-                    message: format!("slot {slot} disappeared right after it was created"),
-                    sqlstate: UNDEFINED_OBJECT.into(),
-                })
-            })?;
-            Ok(SlotCreation::Created(live))
-        })
-        .await
+            other => other,
+        }
     }
 
     async fn slot(&self, source: &SourceConnection, slot: &SlotName) -> Result<Option<LiveSlot>, SourceError> {

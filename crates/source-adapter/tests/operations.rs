@@ -161,6 +161,11 @@ async fn unreachable_sources_are_bounded_and_wrong_passwords_never_echoed() {
     eprintln!("silent port: {outcome:?} after {elapsed:?}");
     assert_eq!(outcome, Err(SourceError::Timeout(Duration::from_secs(1))));
     assert!(elapsed < Duration::from_millis(2_500), "bounded by the timeout: {elapsed:?}");
+    let silent_preflight = preflight(&operations, &source("127.0.0.1", port, "u", None)).await;
+    let (status, message, _) = check(&silent_preflight, CheckName::Connect);
+    assert_eq!(status, CheckStatus::Fail);
+    assert!(message.contains("did not answer"), "{message}");
+    assert!(silent_preflight.checks[1..].iter().all(|c| c.status == CheckStatus::Skip));
     let slot_outcome = operations.create_slot(&source("127.0.0.1", port, "u", None), &slot("s")).await;
     assert_eq!(slot_outcome, Err(SlotError::Source(SourceError::Timeout(Duration::from_secs(1)))));
 
@@ -194,6 +199,8 @@ async fn tables_and_publications_with_awkward_names() {
             "CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE \"MixedCase\" (id int PRIMARY KEY); \
              CREATE TABLE no_pk (x int); CREATE TABLE \"odd.name\" (x int); ALTER TABLE \"odd.name\" REPLICA IDENTITY FULL; \
              CREATE SCHEMA \"Sales\"; CREATE TABLE \"Sales\".\"Q1 \"\"Report\"\"\" (id int PRIMARY KEY); \
+             CREATE TABLE measurements (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at); \
+             CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01'); \
              INSERT INTO orders SELECT generate_series(1, 500); ANALYZE orders",
         )
         .await
@@ -203,7 +210,18 @@ async fn tables_and_publications_with_awkward_names() {
 
     let tables = operations.tables(&source, &publication()).await.unwrap();
     let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
-    assert_eq!(names, ["Sales.Q1 \"Report\"", "public.MixedCase", "public.no_pk", "public.odd.name", "public.orders"]);
+    // Sorted by bytes; a partitioned table is listed as itself, its partitions are not.
+    assert_eq!(
+        names,
+        [
+            "Sales.Q1 \"Report\"",
+            "public.MixedCase",
+            "public.measurements",
+            "public.no_pk",
+            "public.odd.name",
+            "public.orders"
+        ]
+    );
     let by_name = |name: &str| tables.iter().find(|t| t.table.to_string() == name).unwrap();
     assert!(by_name("public.orders").has_primary_key && !by_name("public.no_pk").has_primary_key);
     assert_eq!(by_name("public.odd.name").replica_identity, ReplicaIdentity::Full);
@@ -223,6 +241,7 @@ async fn tables_and_publications_with_awkward_names() {
         table("public.no_pk"),
         table("public.odd.name"),
         table("Sales.Q1 \"Report\""),
+        table("public.measurements"),
     ])
     .unwrap();
     let altered = operations.set_publication(&source, &publication(), &second).await.unwrap();
@@ -233,6 +252,10 @@ async fn tables_and_publications_with_awkward_names() {
     let flags = operations.tables(&source, &publication()).await.unwrap();
     assert!(!flags.iter().find(|t| t.table == table("public.MixedCase")).unwrap().in_publication);
     assert!(flags.iter().find(|t| t.table == table("public.no_pk")).unwrap().in_publication);
+    assert!(flags.iter().find(|t| t.table == table("public.measurements")).unwrap().in_publication, "the root");
+    let facts = operations.facts(&source, &publication()).await.unwrap();
+    let published = facts.publication.unwrap().tables;
+    assert_eq!(published.len(), 5, "the root, not its partition: {published:?}");
 
     // A table that does not exist: refused by name, nothing changed.
     let with_missing = PublicationTables::exactly(vec![table("public.orders"), table("public.nope")]).unwrap();
@@ -242,7 +265,7 @@ async fn tables_and_publications_with_awkward_names() {
 
     // To every table and back: ALTER cannot switch, so the publication is replaced.
     let all = operations.set_publication(&source, &publication(), &PublicationTables::AllTables).await.unwrap();
-    assert!(all.all_tables && all.tables.len() == 5, "{all:?}");
+    assert!(all.all_tables && all.tables.len() == 6, "{all:?}");
     let back = operations.set_publication(&source, &publication(), &first).await.unwrap();
     assert!(!back.all_tables && back.tables.len() == 2);
 

@@ -296,7 +296,8 @@ pub(crate) async fn get_pipeline(
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineBody),
         (status = 404, description = "No such pipeline", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 409, description = "The name is taken, or a pipeline that owns its slot would move to another \
+            source", body = ErrorBody),
         (status = 422, description = "Invalid body or id, or a reference names nothing", body = ErrorBody),
     )
 )]
@@ -317,7 +318,8 @@ pub(crate) async fn put_pipeline(
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineBody),
         (status = 404, description = "No such pipeline", body = ErrorBody),
-        (status = 409, description = "The name is taken", body = ErrorBody),
+        (status = 409, description = "The name is taken, or a pipeline that owns its slot would move to another \
+            source", body = ErrorBody),
         (status = 422, description = "Invalid body or id, or a reference names nothing", body = ErrorBody),
     )
 )]

@@ -1,9 +1,10 @@
 //! The SQL of the source operations. Every statement reads catalogs through parameters; the
 //! DDL (publications) is built with quoted identifiers only.
 
-/// The facts preflight needs, as the session's own role. Every view read here is readable by
-/// any role (`pg_replication_slots`, `pg_stat_activity.backend_type`, `pg_stat_ssl`,
-/// `pg_settings`).
+/// The facts preflight needs, as the session's own role. Every row counted here is visible to
+/// any role (`pg_replication_slots`; `pg_stat_replication`, whose rows come from the WAL senders
+/// themselves — `pg_stat_activity.backend_type` is hidden from roles without
+/// `pg_read_all_stats`); `pg_stat_ssl` and `pg_settings` are readable by all.
 pub(crate) const FACTS: &str = "\
 SELECT current_setting('server_version_num')::int4 AS server_version_num,
        current_setting('server_version') AS server_version,
@@ -17,7 +18,7 @@ SELECT current_setting('server_version_num')::int4 AS server_version_num,
        current_setting('max_replication_slots')::int8 AS max_replication_slots,
        (SELECT count(*) FROM pg_replication_slots) AS replication_slots_used,
        current_setting('max_wal_senders')::int8 AS max_wal_senders,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender') AS wal_senders_used,
+       (SELECT count(*) FROM pg_stat_replication) AS wal_senders_used,
        coalesce((SELECT setting::int8 FROM pg_settings WHERE name = 'max_slot_wal_keep_size'), -1)
            AS max_slot_wal_keep_size_mb,
        (SELECT CASE WHEN ssl THEN version || ' ' || cipher END FROM pg_stat_ssl WHERE pid = pg_backend_pid())
@@ -25,29 +26,33 @@ SELECT current_setting('server_version_num')::int4 AS server_version_num,
 FROM pg_roles r WHERE r.rolname = current_user";
 
 /// The user tables (system schemas, partitions and other relation kinds left out), each flagged
-/// with whether publication `$1` publishes it; `$2`: only published ones.
+/// with whether publication `$1` publishes it: named in it (`pg_publication_rel`, where a
+/// partitioned table is listed as itself), or published through `FOR ALL TABLES` or a schema
+/// (`pg_publication_tables`). Sorted by bytes, as `TableName` sorts.
 pub(crate) const TABLES: &str = "\
 SELECT n.nspname::text AS schema_name,
        c.relname::text AS table_name,
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_primary_key,
        c.relreplident::text AS replica_identity,
        EXISTS (
-           SELECT 1 FROM pg_publication_tables pt
-           WHERE pt.pubname = $1 AND pt.schemaname = n.nspname AND pt.tablename = c.relname
+           SELECT 1 FROM pg_publication p
+           WHERE p.pubname = $1 AND (
+               p.puballtables
+               OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = c.oid)
+               OR EXISTS (
+                   SELECT 1 FROM pg_publication_tables pt
+                   WHERE pt.pubname = p.pubname AND pt.schemaname = n.nspname AND pt.tablename = c.relname
+               )
+           )
        ) AS in_publication,
        c.reltuples::float8 AS estimated_rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-ORDER BY 1, 2";
+ORDER BY n.nspname::text COLLATE \"C\", c.relname::text COLLATE \"C\"";
 
 /// Publication `$1`: whether it publishes all tables (no row: it does not exist).
 pub(crate) const PUBLICATION: &str = "SELECT puballtables FROM pg_publication WHERE pubname = $1";
-
-/// The tables publication `$1` publishes.
-pub(crate) const PUBLISHED_TABLES: &str = "\
-SELECT schemaname::text AS schema_name, tablename::text AS table_name
-FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2";
 
 /// Which of the tables `($1[i], $2[i])` do not exist as tables the session can see.
 pub(crate) const MISSING_TABLES: &str = "\
