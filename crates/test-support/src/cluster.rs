@@ -32,9 +32,18 @@ pub struct ClusterOptions {
     /// Extra server settings, passed as `-c key=value` after the defaults (so they override
     /// them), e.g. `("max_wal_size", "64MB")`.
     pub settings: Vec<(String, String)>,
+    /// The server binaries to run; the system's ([`find_postgres_bin_dir`]) when `None`.
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl ClusterOptions {
+    /// Runs the binaries of `bin_dir` (another major version, see [`crate::postgres_majors`]).
+    #[must_use]
+    pub fn binaries(mut self, bin_dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(bin_dir.into());
+        self
+    }
+
     /// Adds one `-c key=value` server setting (builder style).
     #[must_use]
     pub fn setting(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -72,7 +81,10 @@ impl PgCluster {
     /// `tokio::task::spawn_blocking`. Before creating it, removes clusters left behind by
     /// test processes that died without cleaning up (killed, Ctrl-C).
     pub fn start(options: ClusterOptions) -> Result<PgCluster, HarnessError> {
-        let bin_dir = find_postgres_bin_dir()?;
+        let bin_dir = match options.bin_dir {
+            Some(dir) => dir,
+            None => find_postgres_bin_dir()?,
+        };
         let run_as = postgres_owner()?;
         reap_orphans(&bin_dir);
 

@@ -2,7 +2,7 @@
 
 use std::process::{Child, Stdio};
 
-use crate::cluster::{PgCluster, postgres_command};
+use crate::cluster::{PgCluster, find_postgres_bin_dir, postgres_command};
 use crate::error::HarnessError;
 
 /// A `pg_recvlogical` process attached to a slot of a [`PgCluster`] (as `postgres`, database
@@ -14,7 +14,11 @@ impl SlotConsumer {
     /// Starts streaming `slot` with `pgoutput` for `publication`. It attaches asynchronously:
     /// wait for the slot to turn `active`.
     pub fn attach(cluster: &PgCluster, slot: &str, publication: &str) -> Result<SlotConsumer, HarnessError> {
-        let child = postgres_command(&cluster.bin_dir().join("pg_recvlogical"))
+        // The binaries of other majors (npm's) carry no client tools; the system's
+        // pg_recvlogical speaks to every supported server.
+        let own = cluster.bin_dir().join("pg_recvlogical");
+        let program = if own.is_file() { own } else { find_postgres_bin_dir()?.join("pg_recvlogical") };
+        let child = postgres_command(&program)
             .args(["-h", cluster.host(), "-p", &cluster.port().to_string(), "-U", "postgres", "-d", "postgres"])
             .args(["--slot", slot, "--start", "-o", "proto_version=1"])
             .arg("-o")
