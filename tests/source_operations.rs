@@ -318,6 +318,19 @@ async fn cleanup_tasks_drop_slots_once_a_stopped_source_is_back() {
     }
     assert!(seen.values().all(|count| *count == 1), "an attempt ran twice: {attempts:?}");
 
+    // The store-wide gauges say two slots are still to drop.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = second.get("/metrics").await.text().await.expect("metrics");
+        if metrics.lines().any(|line| line == "rosetta_cleanup_tasks_pending 2") {
+            let oldest = metrics.lines().find_map(|line| line.strip_prefix("rosetta_cleanup_task_oldest_seconds "));
+            assert!(oldest.and_then(|v| v.parse::<f64>().ok()).is_some_and(|age| age > 0.0), "{oldest:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pending-task gauge:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     tokio::task::block_in_place(|| cluster.start_again()).expect("start the source");
     let started = Instant::now();
     poll_until(&first, "/api/v1/cleanup-tasks", Duration::from_secs(60), |tasks| {

@@ -11,13 +11,13 @@ use rosetta_application::{
     AlertEvaluator, AlertManager, ChannelManager, DestinationManager, PipelineManager, ReadinessChecker,
     SampleRecorder, SlotCleaner, SlotLocks, SourceManager, SourceOperator, SystemClock, WalMonitorReader,
 };
-use rosetta_domain::{AlertRule, RetryPolicy, Severity};
+use rosetta_domain::{AlertRule, PageLimit, PageRequest, RetryPolicy, Severity};
 use rosetta_http_adapter::{Api, ApiServices, HttpSettings, RateLimit, ServicesFactory};
 use rosetta_notify_adapter::HttpNotifier;
 use rosetta_ports::alerts::{AlertStore, DeliveryStore, Notifier};
 use rosetta_ports::jobs::{LeaseOwner, LeaseStore};
 use rosetta_ports::outbound::{Clock, SecretCipher};
-use rosetta_ports::sources::SourceOperations;
+use rosetta_ports::sources::{CleanupTaskStore, SourceOperations};
 use rosetta_ports::wal::{MonitorHeartbeat, SystemMetricsRepository, WalMetricsRepository};
 use rosetta_postgres_adapter::{
     PostgresAlertStore, PostgresChannelRepository, PostgresCleanupTaskStore, PostgresDeliveryStore,
@@ -86,6 +86,7 @@ pub struct Application {
     worker: Option<Worker>,
     deliveries: Runner<Delivering>,
     cleanup: Runner<Cleaning>,
+    cleanup_tasks: Arc<dyn CleanupTaskStore>,
     alert_store: Arc<dyn AlertStore>,
     metrics: PrometheusHandle,
     shutdown_grace: Duration,
@@ -127,6 +128,8 @@ impl Application {
         let cleanup = cleanup_runner(config.source_timeout, &store, &cipher, &clock, &operations, owner);
         let alert_store: Arc<dyn AlertStore> = Arc::new(PostgresAlertStore::new(store.clone()));
 
+        let cleanup_tasks: Arc<dyn CleanupTaskStore> =
+            Arc::new(PostgresCleanupTaskStore::new(store.clone(), Arc::clone(&cipher)));
         let wiring = ServiceWiring {
             pools: pools.clone(),
             fallback: store.clone(),
@@ -187,6 +190,7 @@ impl Application {
             worker,
             deliveries,
             cleanup,
+            cleanup_tasks,
             alert_store,
             metrics,
             shutdown_grace: http.shutdown_timeout,
@@ -252,6 +256,12 @@ impl Application {
         let alert_store = self.alert_store;
         supervisor.spawn("alert-gauges", async move {
             alert_gauges(alert_store, token).await;
+            Ok(())
+        });
+        let token = supervisor.token();
+        let cleanup_tasks = self.cleanup_tasks;
+        supervisor.spawn("cleanup-gauges", async move {
+            cleanup_gauges(cleanup_tasks, token).await;
             Ok(())
         });
         let token = supervisor.token();
@@ -425,6 +435,32 @@ const CLEANUP_POLL: Duration = Duration::from_secs(1);
 const DELIVERY_POLL: Duration = Duration::from_millis(500);
 /// How often `rosetta_alerts_firing` is refreshed from the store.
 const ALERT_GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `rosetta_cleanup_tasks_pending` and `rosetta_cleanup_task_oldest_seconds` (0 without
+/// tasks) current: a task that stays means a slot of a deleted pipeline is still on its source.
+/// Counted over the whole metadata database, the same in every process.
+async fn cleanup_gauges(tasks: Arc<dyn CleanupTaskStore>, cancel: CancellationToken) {
+    let mut ticks = tokio::time::interval(ALERT_GAUGES_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // Listed oldest first: one page of one gives the count and the oldest.
+        match tasks.list(PageRequest { skip: 0, limit: PageLimit::new(1).unwrap_or_default() }).await {
+            Ok(page) => {
+                let oldest = page.items.first().map_or(0.0, |task| {
+                    (chrono::Utc::now() - task.created_at).num_milliseconds().max(0) as f64 / 1_000.0
+                });
+                #[allow(clippy::cast_precision_loss)]
+                metrics::gauge!("rosetta_cleanup_tasks_pending").set(page.total as f64);
+                metrics::gauge!("rosetta_cleanup_task_oldest_seconds").set(oldest);
+            }
+            Err(error) => tracing::warn!(error = %error, "counting cleanup tasks failed"),
+        }
+    }
+}
 
 /// Keeps `rosetta_alerts_firing{rule,severity}` current: every rule and severity, 0 when none
 /// fire (the count is of the whole metadata database, the same in every process).
