@@ -59,13 +59,12 @@ impl SlotCleaner {
             }
         };
         for pending in pending {
-            let clock = Arc::clone(&self.clock);
-            let attempt = attempt_cleanup(self.operations.as_ref(), &pending, move || clock.now()).await;
+            let attempt =
+                attempt_cleanup(self.operations.as_ref(), self.leases.as_ref(), self.clock.as_ref(), &pending).await;
             let task = &pending.task;
             match &attempt.outcome {
                 Ok(()) => {
-                    tracing::info!(source_id = %task.source_id, slot_name = %task.slot_name, "replication slot dropped");
-                    resample(self.leases.as_ref(), task.source_id, self.clock.now()).await;
+                    tracing::info!(source_id = %task.source_id, slot_name = %task.slot_name, "replication slot dropped")
                 }
                 Err(error) => tracing::warn!(
                     source_id = %task.source_id,

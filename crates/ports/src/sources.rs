@@ -13,8 +13,8 @@ use rosetta_domain::{
     SourceConnection, SourceFacts, SourceId, SourceTable, TableName, Timestamp,
 };
 
-use crate::jobs::{LeaseOwner, Next};
-use crate::outbound::{ConnectionSettingsError, RepositoryError};
+use crate::jobs::{LeaseOwner, LeaseStore, Next, Queue};
+use crate::outbound::{Clock, ConnectionSettingsError, RepositoryError};
 
 /// Why an operation on a source failed. Messages never contain a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -214,10 +214,13 @@ pub fn first_cleanup_due(now: Timestamp) -> Timestamp {
 /// drop the slot (without `force`: a consumer still attached is waited out, never cut off), and
 /// on failure retry at [`rosetta_domain::cleanup_retry_at`]. A task is never given up by
 /// itself — a slot left behind is what it exists to prevent — only abandoned by an operator.
+/// Once the slot is gone, the source's next WAL sample is brought forward through `leases`
+/// (best effort: if that fails, the regular sample shows the change an interval later).
 pub async fn attempt_cleanup(
     operations: &dyn SourceOperations,
+    leases: &dyn LeaseStore,
+    clock: &dyn Clock,
     pending: &PendingCleanup,
-    now: impl Fn() -> Timestamp,
 ) -> CleanupAttempt {
     let task = &pending.task;
     let attempts = task.attempts.saturating_add(1);
@@ -229,8 +232,11 @@ pub async fn attempt_cleanup(
         Err(problem) => Err(problem.to_string()),
     };
     let next = match outcome {
-        Ok(()) => Next::Done,
-        Err(_) => Next::DueAt(rosetta_domain::cleanup_retry_at(attempts, now())),
+        Ok(()) => {
+            let _best_effort = leases.expedite(Queue::WAL_SAMPLING, task.source_id.get(), clock.now()).await;
+            Next::Done
+        }
+        Err(_) => Next::DueAt(rosetta_domain::cleanup_retry_at(attempts, clock.now())),
     };
     CleanupAttempt { id: task.id, outcome, attempts, next }
 }

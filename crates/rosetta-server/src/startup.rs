@@ -253,15 +253,9 @@ impl Application {
             Ok(())
         });
         let token = supervisor.token();
-        let alert_store = self.alert_store;
-        supervisor.spawn("alert-gauges", async move {
-            alert_gauges(alert_store, token).await;
-            Ok(())
-        });
-        let token = supervisor.token();
-        let cleanup_tasks = self.cleanup_tasks;
-        supervisor.spawn("cleanup-gauges", async move {
-            cleanup_gauges(cleanup_tasks, token).await;
+        let (alert_store, cleanup_tasks) = (self.alert_store, self.cleanup_tasks);
+        supervisor.spawn("store-gauges", async move {
+            store_gauges(alert_store, cleanup_tasks, token).await;
             Ok(())
         });
         let token = supervisor.token();
@@ -433,13 +427,13 @@ const CLEANUP_POLL: Duration = Duration::from_secs(1);
 /// How often every process looks for due deliveries (a new one waits at most this long, and a
 /// retry due in 1 s at most this much more).
 const DELIVERY_POLL: Duration = Duration::from_millis(500);
-/// How often `rosetta_alerts_firing` is refreshed from the store.
+/// How often the store-wide gauges (`rosetta_alerts_firing`, `rosetta_cleanup_tasks_*`) are
+/// refreshed.
 const ALERT_GAUGES_EVERY: Duration = Duration::from_secs(5);
 
-/// Keeps `rosetta_cleanup_tasks_pending` and `rosetta_cleanup_task_oldest_seconds` (0 without
-/// tasks) current: a task that stays means a slot of a deleted pipeline is still on its source.
-/// Counted over the whole metadata database, the same in every process.
-async fn cleanup_gauges(tasks: Arc<dyn CleanupTaskStore>, cancel: CancellationToken) {
+/// Keeps the gauges counted over the whole metadata database (the same in every process)
+/// current, every [`ALERT_GAUGES_EVERY`]: alerts firing, and cleanup tasks still to do.
+async fn store_gauges(alerts: Arc<dyn AlertStore>, tasks: Arc<dyn CleanupTaskStore>, cancel: CancellationToken) {
     let mut ticks = tokio::time::interval(ALERT_GAUGES_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -447,47 +441,44 @@ async fn cleanup_gauges(tasks: Arc<dyn CleanupTaskStore>, cancel: CancellationTo
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        // Listed oldest first: one page of one gives the count and the oldest.
-        match tasks.list(PageRequest { skip: 0, limit: PageLimit::new(1).unwrap_or_default() }).await {
-            Ok(page) => {
-                let oldest = page.items.first().map_or(0.0, |task| {
-                    (chrono::Utc::now() - task.created_at).num_milliseconds().max(0) as f64 / 1_000.0
-                });
-                #[allow(clippy::cast_precision_loss)]
-                metrics::gauge!("rosetta_cleanup_tasks_pending").set(page.total as f64);
-                metrics::gauge!("rosetta_cleanup_task_oldest_seconds").set(oldest);
-            }
-            Err(error) => tracing::warn!(error = %error, "counting cleanup tasks failed"),
-        }
+        alert_gauges(alerts.as_ref()).await;
+        cleanup_gauges(tasks.as_ref()).await;
     }
 }
 
-/// Keeps `rosetta_alerts_firing{rule,severity}` current: every rule and severity, 0 when none
-/// fire (the count is of the whole metadata database, the same in every process).
-async fn alert_gauges(store: Arc<dyn AlertStore>, cancel: CancellationToken) {
-    let mut ticks = tokio::time::interval(ALERT_GAUGES_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            _ = ticks.tick() => {}
+/// `rosetta_cleanup_tasks_pending` and `rosetta_cleanup_task_oldest_seconds` (0 without tasks):
+/// a task that stays means a slot of a deleted pipeline is still on its source.
+async fn cleanup_gauges(tasks: &dyn CleanupTaskStore) {
+    // Listed oldest first: one page of one gives the count and the oldest.
+    match tasks.list(PageRequest { skip: 0, limit: PageLimit::new(1).unwrap_or_default() }).await {
+        Ok(page) => {
+            let oldest = page
+                .items
+                .first()
+                .map_or(0.0, |task| (chrono::Utc::now() - task.created_at).num_milliseconds().max(0) as f64 / 1_000.0);
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("rosetta_cleanup_tasks_pending").set(page.total as f64);
+            metrics::gauge!("rosetta_cleanup_task_oldest_seconds").set(oldest);
         }
-        match store.firing_counts().await {
-            Ok(counts) => {
-                for rule in AlertRule::ALL {
-                    for severity in Severity::ALL {
-                        let firing = counts
-                            .iter()
-                            .find(|(r, s, _)| *r == rule && *s == severity)
-                            .map_or(0, |(_, _, count)| *count);
-                        #[allow(clippy::cast_precision_loss)]
-                        metrics::gauge!("rosetta_alerts_firing", "rule" => rule.as_str(), "severity" => severity.as_str())
-                            .set(firing as f64);
-                    }
+        Err(error) => tracing::warn!(error = %error, "counting cleanup tasks failed"),
+    }
+}
+
+/// `rosetta_alerts_firing{rule,severity}`: every rule and severity, 0 when none fire.
+async fn alert_gauges(store: &dyn AlertStore) {
+    match store.firing_counts().await {
+        Ok(counts) => {
+            for rule in AlertRule::ALL {
+                for severity in Severity::ALL {
+                    let firing =
+                        counts.iter().find(|(r, s, _)| *r == rule && *s == severity).map_or(0, |(_, _, count)| *count);
+                    #[allow(clippy::cast_precision_loss)]
+                    metrics::gauge!("rosetta_alerts_firing", "rule" => rule.as_str(), "severity" => severity.as_str())
+                        .set(firing as f64);
                 }
             }
-            Err(error) => tracing::warn!(error = %error, "counting firing alerts failed"),
         }
+        Err(error) => tracing::warn!(error = %error, "counting firing alerts failed"),
     }
 }
 

@@ -61,23 +61,17 @@ impl Job for Cleaning {
     }
 
     async fn run(&self, pending: PendingCleanup) -> CleanupAttempt {
-        let clock = Arc::clone(&self.clock);
-        let attempt = attempt_cleanup(self.operations.as_ref(), &pending, move || clock.now()).await;
+        let attempt =
+            attempt_cleanup(self.operations.as_ref(), self.leases.as_ref(), self.clock.as_ref(), &pending).await;
         let task = &pending.task;
         match &attempt.outcome {
-            Ok(()) => {
-                tracing::info!(
-                    cleanup_task_id = %task.id,
-                    source_id = %task.source_id,
-                    slot_name = %task.slot_name,
-                    attempts = attempt.attempts,
-                    "cleanup task done: replication slot dropped"
-                );
-                let source = task.source_id.get();
-                if let Err(error) = self.leases.expedite(Queue::WAL_SAMPLING, source, self.clock.now()).await {
-                    tracing::debug!(source_id = source, error = %error, "source not resampled early");
-                }
-            }
+            Ok(()) => tracing::info!(
+                cleanup_task_id = %task.id,
+                source_id = %task.source_id,
+                slot_name = %task.slot_name,
+                attempts = attempt.attempts,
+                "cleanup task done: replication slot dropped"
+            ),
             Err(error) => tracing::warn!(
                 cleanup_task_id = %task.id,
                 source_id = %task.source_id,
