@@ -277,6 +277,8 @@ impl SourceOperationsService for SourceOperator {
             pg_database: settings.pg_database,
             pg_username: settings.pg_username,
             pg_password: settings.pg_password,
+            pg_sslmode: settings.pg_sslmode,
+            pg_sslrootcert: settings.pg_sslrootcert,
         };
         let subject = PreflightSubject { username: &connection.pg_username, publication: &settings.publication_name };
         Ok(self.preflight(&connection, subject).await)
@@ -576,6 +578,8 @@ mod tests {
                     pg_database: rosetta_domain::PgDatabase::parse("db").unwrap(),
                     pg_username: rosetta_domain::PgUsername::parse("u").unwrap(),
                     pg_password: None,
+                    pg_sslmode: rosetta_domain::PgSslMode::Prefer,
+                    pg_sslrootcert: None,
                 }),
             })
             .collect();

@@ -21,6 +21,7 @@ mod secret;
 mod slot;
 mod source;
 mod text;
+mod tls;
 mod wal;
 
 pub use alert::{
@@ -56,6 +57,7 @@ pub use source::{
     SourceName, SourcePatch,
 };
 pub use text::ShortText;
+pub use tls::{PgSslMode, PgSslRootCert};
 pub use wal::{Lsn, SlotSample, SlotType, SourceWalState, SystemSample, WalMonitorStatus, WalSample, WalStatus};
 
 /// A point in time, always UTC. Adapters store it with microsecond precision.

@@ -2,7 +2,7 @@ use std::num::NonZeroU16;
 
 use crate::invalid::{InvalidKind, InvalidValue};
 use crate::text::{check_length, check_no_control, resource_name, string_value};
-use crate::{Patch, Secret, SourceId, Timestamp};
+use crate::{Patch, PgSslMode, PgSslRootCert, Secret, SourceId, Timestamp};
 
 resource_name!(
     /// A source's unique name: 1–255 letters, digits, `-`, `_`, lower-cased.
@@ -156,6 +156,10 @@ pub struct Source {
     pub pg_username: PgUsername,
     /// Whether a password is stored (encrypted) for this source.
     pub has_password: bool,
+    /// How connections to the source use TLS.
+    pub pg_sslmode: PgSslMode,
+    /// The roots trusted when verifying the server (`None`: the system's roots).
+    pub pg_sslrootcert: Option<PgSslRootCert>,
     /// The publication the CDC engine subscribes to.
     pub publication_name: PublicationName,
     /// The CDC engine's replication identifier.
@@ -181,6 +185,10 @@ pub struct NewSource {
     pub pg_username: PgUsername,
     /// Optional login password; stored encrypted, never returned.
     pub pg_password: Option<Secret>,
+    /// How connections to the source use TLS.
+    pub pg_sslmode: PgSslMode,
+    /// The roots trusted when verifying the server (`None`: the system's roots).
+    pub pg_sslrootcert: Option<PgSslRootCert>,
     /// Publication name.
     pub publication_name: PublicationName,
     /// Replication identifier.
@@ -202,6 +210,10 @@ pub struct SourcePatch {
     pub pg_username: Option<PgUsername>,
     /// Keep, clear or replace the password.
     pub pg_password: Patch<Secret>,
+    /// New TLS mode.
+    pub pg_sslmode: Option<PgSslMode>,
+    /// Keep, clear (use the system's roots) or replace the trusted roots.
+    pub pg_sslrootcert: Patch<PgSslRootCert>,
     /// New publication name.
     pub publication_name: Option<PublicationName>,
     /// New replication id.
@@ -217,6 +229,8 @@ impl SourcePatch {
             && self.pg_database.is_none()
             && self.pg_username.is_none()
             && self.pg_password.is_keep()
+            && self.pg_sslmode.is_none()
+            && self.pg_sslrootcert.is_keep()
             && self.publication_name.is_none()
             && self.replication_id.is_none()
     }
@@ -244,6 +258,14 @@ impl SourcePatch {
             Patch::Clear => source.has_password = false,
             Patch::Set(_) => source.has_password = true,
         }
+        if let Some(mode) = self.pg_sslmode {
+            source.pg_sslmode = mode;
+        }
+        match &self.pg_sslrootcert {
+            Patch::Keep => {}
+            Patch::Clear => source.pg_sslrootcert = None,
+            Patch::Set(root) => source.pg_sslrootcert = Some(root.clone()),
+        }
         if let Some(publication) = &self.publication_name {
             source.publication_name = publication.clone();
         }
@@ -269,6 +291,10 @@ pub struct SourceConnection {
     pub pg_username: PgUsername,
     /// Login password, if one is stored.
     pub pg_password: Option<Secret>,
+    /// How the connection uses TLS.
+    pub pg_sslmode: PgSslMode,
+    /// The roots trusted when verifying the server (`None`: the system's roots).
+    pub pg_sslrootcert: Option<PgSslRootCert>,
 }
 
 #[cfg(test)]

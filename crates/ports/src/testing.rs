@@ -58,7 +58,7 @@ pub mod repositories;
 pub mod wal;
 
 pub use cipher::{CipherFactory, InsecureTestCipher};
-pub use fixtures::{fixed_time, new_destination, new_pipeline, new_source};
+pub use fixtures::{ROOT_CERT_PEM, fixed_time, new_destination, new_pipeline, new_source};
 pub use leases::{LeaseStoreBundle, LeaseStoreFactory};
 pub use repositories::{RepositoryBundle, RepositoryFactory};
 pub use wal::{WalStoreBundle, WalStoreFactory};

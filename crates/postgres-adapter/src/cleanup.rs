@@ -44,6 +44,8 @@ struct ManagedSlotRow {
     pg_database: String,
     pg_username: String,
     sealed: Option<Vec<u8>>,
+    pg_sslmode: String,
+    pg_sslrootcert: Option<String>,
 }
 
 /// Records a cleanup task for each managed slot of the `deleted` pipelines, with the connection
@@ -73,6 +75,8 @@ pub(crate) async fn record_slot_cleanups(
                     sources::pg_database,
                     sources::pg_username,
                     sources::pg_password_sealed,
+                    sources::pg_sslmode,
+                    sources::pg_sslrootcert,
                 ))
                 .order(pipelines::id.asc())
                 .for_update()
@@ -97,6 +101,8 @@ pub(crate) async fn record_slot_cleanups(
             pg_database,
             pg_username,
             sealed,
+            pg_sslmode,
+            pg_sslrootcert,
         } = row;
         // The task's own copy of the password, bound to its row; a password that does not open
         // now cannot open later either, so the task says so instead of retrying a login.
@@ -113,6 +119,8 @@ pub(crate) async fn record_slot_cleanups(
                 cleanup_tasks::pg_port.eq(pg_port),
                 cleanup_tasks::pg_database.eq(pg_database),
                 cleanup_tasks::pg_username.eq(pg_username),
+                cleanup_tasks::pg_sslmode.eq(pg_sslmode),
+                cleanup_tasks::pg_sslrootcert.eq(pg_sslrootcert),
                 cleanup_tasks::last_error.eq(&problem),
                 cleanup_tasks::next_attempt_at.eq(next_attempt_at),
                 cleanup_tasks::created_at.eq(now),
@@ -183,6 +191,8 @@ struct PendingRow {
     pg_database: String,
     pg_username: String,
     pg_password_sealed: Option<Vec<u8>>,
+    pg_sslmode: String,
+    pg_sslrootcert: Option<String>,
 }
 
 /// [`CleanupTaskStore`] over the metadata database; kept passwords opened with `cipher`.
@@ -276,6 +286,8 @@ impl CleanupTaskStore for PostgresCleanupTaskStore {
                 pg_database: row.pg_database,
                 pg_username: row.pg_username,
                 pg_password_sealed: row.pg_password_sealed,
+                pg_sslmode: row.pg_sslmode,
+                pg_sslrootcert: row.pg_sslrootcert,
             };
             let connection = login.open(
                 StoredRow::new("cleanup_tasks", id),

@@ -15,6 +15,8 @@ diesel::table! {
         replication_id -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        pg_sslmode -> Text,
+        pg_sslrootcert -> Nullable<Text>,
     }
 }
 
@@ -67,6 +69,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         next_attempt_at -> Timestamptz,
         created_at -> Timestamptz,
+        pg_sslmode -> Text,
+        pg_sslrootcert -> Nullable<Text>,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Sealing secrets for their row, the one place the repositories touch plaintext.
 
-use rosetta_domain::{Patch, PgDatabase, PgHost, PgPort, PgUsername, Secret, SourceConnection, SourceId};
+use rosetta_domain::{
+    Patch, PgDatabase, PgHost, PgPort, PgSslMode, PgSslRootCert, PgUsername, Secret, SourceConnection, SourceId,
+};
 use rosetta_ports::outbound::{CipherError, ConnectionSettingsError, SecretCipher, SecretSlot};
 
 use crate::error::{CorruptRow, StoredRow};
@@ -13,6 +15,8 @@ pub(crate) struct StoredLogin {
     pub(crate) pg_database: String,
     pub(crate) pg_username: String,
     pub(crate) pg_password_sealed: Option<Vec<u8>>,
+    pub(crate) pg_sslmode: String,
+    pub(crate) pg_sslrootcert: Option<String>,
 }
 
 impl StoredLogin {
@@ -30,12 +34,27 @@ impl StoredLogin {
         let pg_port = row.field("pg_port", PgPort::new(i64::from(self.pg_port))).map_err(corrupt)?;
         let pg_database = row.field("pg_database", PgDatabase::parse(self.pg_database)).map_err(corrupt)?;
         let pg_username = row.field("pg_username", PgUsername::parse(self.pg_username)).map_err(corrupt)?;
+        let pg_sslmode = row.field("pg_sslmode", PgSslMode::parse(&self.pg_sslmode)).map_err(corrupt)?;
+        let pg_sslrootcert = self
+            .pg_sslrootcert
+            .map(|pem| row.field("pg_sslrootcert", PgSslRootCert::parse(pem)))
+            .transpose()
+            .map_err(corrupt)?;
         let pg_password = self
             .pg_password_sealed
             .map(|sealed| cipher.open(&sealed, slot))
             .transpose()
             .map_err(|reason| ConnectionSettingsError::UnreadableSecret { column: "pg_password", reason })?;
-        Ok(SourceConnection { source_id, pg_host, pg_port, pg_database, pg_username, pg_password })
+        Ok(SourceConnection {
+            source_id,
+            pg_host,
+            pg_port,
+            pg_database,
+            pg_username,
+            pg_password,
+            pg_sslmode,
+            pg_sslrootcert,
+        })
     }
 }
 

@@ -8,8 +8,8 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncConnectionCore, RunQueryDsl};
 use rosetta_domain::{
-    CleanupTask, NewSource, Page, PageRequest, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId,
-    Source, SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
+    CleanupTask, NewSource, Page, PageRequest, Patch, PgDatabase, PgHost, PgPort, PgSslMode, PgSslRootCert, PgUsername,
+    PublicationName, ReplicationId, Source, SourceConnection, SourceId, SourceName, SourcePatch, Timestamp,
 };
 use rosetta_ports::EntityKind;
 use rosetta_ports::outbound::{
@@ -37,6 +37,8 @@ pub(crate) struct SourceRow {
     #[diesel(select_expression = sources::pg_password_sealed.is_not_null())]
     #[diesel(select_expression_type = IsNotNull<sources::pg_password_sealed>)]
     has_password: bool,
+    pg_sslmode: String,
+    pg_sslrootcert: Option<String>,
     publication_name: String,
     replication_id: i64,
     created_at: Timestamp,
@@ -55,6 +57,11 @@ impl SourceRow {
             pg_database: row.field("pg_database", PgDatabase::parse(self.pg_database))?,
             pg_username: row.field("pg_username", PgUsername::parse(self.pg_username))?,
             has_password: self.has_password,
+            pg_sslmode: row.field("pg_sslmode", PgSslMode::parse(&self.pg_sslmode))?,
+            pg_sslrootcert: self
+                .pg_sslrootcert
+                .map(|pem| row.field("pg_sslrootcert", PgSslRootCert::parse(pem)))
+                .transpose()?,
             publication_name: row.field("publication_name", PublicationName::parse(self.publication_name))?,
             replication_id: row.field("replication_id", ReplicationId::new(self.replication_id))?,
             created_at: self.created_at,
@@ -73,6 +80,8 @@ struct ConnectionRow {
     pg_database: String,
     pg_username: String,
     pg_password_sealed: Option<Vec<u8>>,
+    pg_sslmode: String,
+    pg_sslrootcert: Option<String>,
 }
 
 /// The columns of a new source; the sealed password is written once the id is known.
@@ -84,6 +93,8 @@ struct NewSourceRow<'a> {
     pg_port: i32,
     pg_database: &'a str,
     pg_username: &'a str,
+    pg_sslmode: &'a str,
+    pg_sslrootcert: Option<&'a str>,
     publication_name: &'a str,
     replication_id: i64,
     created_at: Timestamp,
@@ -98,6 +109,8 @@ impl<'a> NewSourceRow<'a> {
             pg_port: i32::from(source.pg_port.get()),
             pg_database: source.pg_database.as_str(),
             pg_username: source.pg_username.as_str(),
+            pg_sslmode: source.pg_sslmode.as_str(),
+            pg_sslrootcert: source.pg_sslrootcert.as_ref().map(PgSslRootCert::as_str),
             publication_name: source.publication_name.as_str(),
             replication_id: source.replication_id.get(),
             created_at: now,
@@ -116,6 +129,8 @@ struct SourceChangeset<'a> {
     pg_database: Option<&'a str>,
     pg_username: Option<&'a str>,
     pg_password_sealed: Option<Option<Vec<u8>>>,
+    pg_sslmode: Option<&'a str>,
+    pg_sslrootcert: Option<Option<&'a str>>,
     publication_name: Option<&'a str>,
     replication_id: Option<i64>,
     updated_at: Timestamp,
@@ -214,6 +229,12 @@ impl SourceRepository for PostgresSourceRepository {
             pg_database: patch.pg_database.as_ref().map(PgDatabase::as_str),
             pg_username: patch.pg_username.as_ref().map(PgUsername::as_str),
             pg_password_sealed: sealed_password,
+            pg_sslmode: patch.pg_sslmode.map(PgSslMode::as_str),
+            pg_sslrootcert: match &patch.pg_sslrootcert {
+                Patch::Keep => None,
+                Patch::Clear => Some(None),
+                Patch::Set(pem) => Some(Some(pem.as_str())),
+            },
             publication_name: patch.publication_name.as_ref().map(PublicationName::as_str),
             replication_id: patch.replication_id.map(ReplicationId::get),
             updated_at: now,
@@ -294,6 +315,8 @@ impl PostgresSourceRepository {
             pg_database: row.pg_database,
             pg_username: row.pg_username,
             pg_password_sealed: row.pg_password_sealed,
+            pg_sslmode: row.pg_sslmode,
+            pg_sslrootcert: row.pg_sslrootcert,
         };
         login.open(
             StoredRow::new("sources", row.id),

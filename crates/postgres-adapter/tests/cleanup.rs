@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use rosetta_domain::{PageRequest, PipelineStatus, Secret};
+use rosetta_domain::{PageRequest, PgSslMode, PgSslRootCert, PipelineStatus, Secret};
 use rosetta_ports::jobs::{LeaseOwner, LeaseStore, Next, Queue};
 use rosetta_ports::outbound::{DestinationRepository, PipelineRepository, RepositoryError, SourceRepository};
 use rosetta_ports::sources::{CleanupAttempt, CleanupTaskStore};
-use rosetta_ports::testing::{fixed_time, new_destination, new_pipeline, new_source};
+use rosetta_ports::testing::{ROOT_CERT_PEM, fixed_time, new_destination, new_pipeline, new_source};
 use rosetta_postgres_adapter::{PostgresCleanupTaskStore, PostgresLeaseStore};
 
 #[tokio::test]
@@ -21,7 +21,11 @@ async fn a_cascade_keeps_each_slot_with_its_own_connection_settings_until_done()
     let tasks = PostgresCleanupTaskStore::new(store.clone(), support::cipher());
     let leases = PostgresLeaseStore::new(store.clone());
 
-    let source = repos.sources.create(new_source("s", Some("p@ss word")), fixed_time(1)).await.expect("source");
+    let root = PgSslRootCert::parse(ROOT_CERT_PEM).expect("pem");
+    let mut new = new_source("s", Some("p@ss word"));
+    new.pg_sslmode = PgSslMode::VerifyFull;
+    new.pg_sslrootcert = Some(root.clone());
+    let source = repos.sources.create(new, fixed_time(1)).await.expect("source");
     let destination = repos.destinations.create(new_destination("d", None), fixed_time(1)).await.expect("destination");
     let mut managed = Vec::new();
     for name in ["a", "b", "c"] {
@@ -48,6 +52,7 @@ async fn a_cascade_keeps_each_slot_with_its_own_connection_settings_until_done()
         let connection = pending.connection.as_ref().expect("the kept settings open");
         assert_eq!(connection.source_id, source.id);
         assert_eq!(connection.pg_password.as_ref().map(Secret::expose), Some("p@ss word"));
+        assert_eq!((connection.pg_sslmode, connection.pg_sslrootcert.as_ref()), (PgSslMode::VerifyFull, Some(&root)));
     }
     let listed = tasks.list(PageRequest::default()).await.expect("list");
     assert_eq!(listed.total, 2);

@@ -1,16 +1,17 @@
-//! Connecting to a source: the one place that builds a session's settings (timeouts, TCP
+//! Connecting to a source: the one place that builds a session's settings (TLS, timeouts, TCP
 //! keepalives, `application_name`), drives its connection task, and turns errors into text
 //! without secrets. The probe and the source operations both connect through [`open`].
 //!
-//! Transport: plain TCP (`NoTls`) for now; TLS to sources is not implemented yet.
+//! TLS follows the source's `pg_sslmode` / `pg_sslrootcert` (see `rosetta-pg-tls`).
 
 use std::error::Error as _;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rosetta_domain::{Secret, SourceConnection};
+use rosetta_pg_tls::{TlsFailure, TlsSettings};
 use tokio::sync::oneshot;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// TCP keepalive settings: a peer that vanished without closing (host down, network cut) is
 /// detected in about 30 s + 3 × 10 s instead of the kernel default of hours.
@@ -50,6 +51,8 @@ pub(crate) async fn open(
     timeout: Duration,
     lock_timeout: Duration,
 ) -> Result<(Client, oneshot::Sender<()>), ConnectFailure> {
+    let tls = TlsSettings::new(source.pg_sslmode, source.pg_sslrootcert.as_ref())
+        .map_err(|error| ConnectFailure { message: error.to_string(), sqlstate: None })?;
     let statement_timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128);
     let lock_timeout_ms = lock_timeout.as_millis().clamp(1, statement_timeout_ms);
     let mut config = Config::new();
@@ -59,6 +62,7 @@ pub(crate) async fn open(
         .dbname(source.pg_database.as_str())
         .user(source.pg_username.as_str())
         .application_name(application_name)
+        .ssl_mode(tls.negotiation)
         .connect_timeout(timeout)
         .options(format!("-c statement_timeout={statement_timeout_ms} -c lock_timeout={lock_timeout_ms}"))
         .keepalives(true)
@@ -69,10 +73,10 @@ pub(crate) async fn open(
     if let Some(password) = &source.pg_password {
         config.password(password.expose());
     }
-    match config.connect(NoTls).await {
+    match config.connect(tls.connector).await {
         Ok((client, connection)) => Ok((client, spawn_connection(connection, source))),
         Err(error) => Err(ConnectFailure {
-            message: scrub(&describe(&error), source.pg_password.as_ref()),
+            message: scrub(&describe_connect(&error), source.pg_password.as_ref()),
             sqlstate: error.code().map(|code| code.code().to_owned()),
         }),
     }
@@ -112,6 +116,21 @@ where
         }
     });
     closing
+}
+
+/// Why a connection attempt failed: the TLS cause in an operator's words when TLS is why, a
+/// hint when the server accepts only TLS and the source asked for plain text, else
+/// [`describe`].
+fn describe_connect(error: &tokio_postgres::Error) -> String {
+    if let Some(failure) = TlsFailure::of(error) {
+        return failure.to_string();
+    }
+    let text = describe(error);
+    // pg_hba.conf's words for a plain-text attempt that only a `hostssl` line would accept.
+    if error.code().is_some_and(|code| code.code() == "28000") && text.ends_with("no encryption") {
+        return format!("{text} — the server accepts this login only over TLS: set pg_sslmode to require or stronger");
+    }
+    text
 }
 
 /// A readable error text: SQLSTATE and message for server errors, else the error and its

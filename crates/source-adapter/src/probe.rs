@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::SubsecRound;
-use rosetta_domain::{Secret, SourceConnection, WalSample};
+use rosetta_domain::{PgSslMode, Secret, SourceConnection, WalSample};
 use rosetta_ports::wal::{ProbeError, SourceProbe};
 use tokio::sync::oneshot;
 use tokio_postgres::{Client, Statement};
@@ -54,7 +54,7 @@ pub struct PostgresSourceProbe {
     entries: Mutex<HashMap<Fingerprint, Arc<Entry>>>,
     /// Keyed per probe, so the password digest in a fingerprint means nothing outside this
     /// process and the map never holds a password.
-    password_hasher: std::hash::RandomState,
+    digest_hasher: std::hash::RandomState,
     max_connection_lifetime: Duration,
 }
 
@@ -63,7 +63,7 @@ impl PostgresSourceProbe {
     pub fn new() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
-            password_hasher: std::hash::RandomState::new(),
+            digest_hasher: std::hash::RandomState::new(),
             max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
         }
     }
@@ -82,7 +82,9 @@ impl PostgresSourceProbe {
             port: source.pg_port.get(),
             database: source.pg_database.as_str().to_owned(),
             username: source.pg_username.as_str().to_owned(),
-            password_digest: source.pg_password.as_ref().map(|p| self.password_hasher.hash_one(p.expose())),
+            password_digest: source.pg_password.as_ref().map(|p| self.digest_hasher.hash_one(p.expose())),
+            sslmode: source.pg_sslmode,
+            sslrootcert_digest: source.pg_sslrootcert.as_ref().map(|pem| self.digest_hasher.hash_one(pem.as_str())),
         }
     }
 
@@ -211,6 +213,10 @@ struct Fingerprint {
     database: String,
     username: String,
     password_digest: Option<u64>,
+    /// Two sources differing only in TLS settings must not share a connection: one of them
+    /// would be sampled over a connection its own settings would refuse.
+    sslmode: PgSslMode,
+    sslrootcert_digest: Option<u64>,
 }
 
 /// One cached connection slot.

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use rosetta_domain::{
-    CheckName, CheckStatus, PgDatabase, PgHost, PgPort, PgUsername, Preflight, PreflightSubject, PublicationName,
-    PublicationTables, SlotName, SourceConnection, SourceId, TableName, WalStatus,
+    CheckName, CheckStatus, PgDatabase, PgHost, PgPort, PgSslMode, PgUsername, Preflight, PreflightSubject,
+    PublicationName, PublicationTables, SlotName, SourceConnection, SourceId, TableName, WalStatus,
 };
 use rosetta_ports::sources::{SlotCreation, SlotDrop, SlotError, SourceOperations};
 use rosetta_ports::wal::SourceProbe;
@@ -27,6 +27,8 @@ fn superuser(cluster: &PgCluster) -> SourceConnection {
         pg_database: PgDatabase::parse("postgres").unwrap(),
         pg_username: PgUsername::parse("postgres").unwrap(),
         pg_password: None,
+        pg_sslmode: PgSslMode::default(),
+        pg_sslrootcert: None,
     }
 }
 

@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use rosetta_domain::{
-    CheckName, CheckStatus, PgDatabase, PgHost, PgPort, PgUsername, Preflight, PreflightSubject, PublicationName,
-    PublicationTables, ReplicaIdentity, Secret, SlotName, SourceConnection, SourceId, TableName, WalStatus,
+    CheckName, CheckStatus, PgDatabase, PgHost, PgPort, PgSslMode, PgUsername, Preflight, PreflightSubject,
+    PublicationName, PublicationTables, ReplicaIdentity, Secret, SlotName, SourceConnection, SourceId, TableName,
+    WalStatus,
 };
 use rosetta_ports::sources::{PublicationError, SlotCreation, SlotDrop, SlotError, SourceError, SourceOperations};
 use rosetta_source_adapter::PostgresSourceOperations;
@@ -37,6 +38,8 @@ fn source(host: &str, port: u16, user: &str, password: Option<&str>) -> SourceCo
         pg_database: PgDatabase::parse("postgres").unwrap(),
         pg_username: PgUsername::parse(user).unwrap(),
         pg_password: password.map(|p| Secret::parse(p).unwrap()),
+        pg_sslmode: PgSslMode::default(),
+        pg_sslrootcert: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rosetta_domain::{
-    Lsn, PgDatabase, PgHost, PgPort, PgUsername, Secret, SlotSample, SlotType, SourceConnection, SourceId,
+    Lsn, PgDatabase, PgHost, PgPort, PgSslMode, PgUsername, Secret, SlotSample, SlotType, SourceConnection, SourceId,
     WalMonitorStatus, WalSample, WalStatus,
 };
 use rosetta_ports::wal::{ProbeError, SourceProbe};
@@ -72,6 +72,8 @@ fn source_at(host: &str, port: u16, id: i64, user: &str, password: Option<&str>)
         pg_database: PgDatabase::parse("postgres").unwrap(),
         pg_username: PgUsername::parse(user).unwrap(),
         pg_password: password.map(|p| Secret::parse(p).unwrap()),
+        pg_sslmode: PgSslMode::default(),
+        pg_sslrootcert: None,
     }
 }
 

@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use crate::error::HarnessError;
+use crate::tls::ServerCertificate;
 
 /// Prefix of the temp directories holding throwaway clusters; also used to find orphans.
 const TEMP_PREFIX: &str = "rosetta-pg-";
@@ -34,6 +35,18 @@ pub struct ClusterOptions {
     pub settings: Vec<(String, String)>,
     /// The server binaries to run; the system's ([`find_postgres_bin_dir`]) when `None`.
     pub bin_dir: Option<PathBuf>,
+    /// Serve TLS with this certificate (`ssl=on`).
+    pub tls: Option<ClusterTls>,
+}
+
+/// How a cluster serves TLS.
+#[derive(Debug, Clone)]
+pub struct ClusterTls {
+    /// The server's certificate and key.
+    pub certificate: ServerCertificate,
+    /// Accept TCP logins over TLS only (`hostssl` lines alone in `pg_hba.conf`): a plain-text
+    /// attempt is refused with "no pg_hba.conf entry … no encryption".
+    pub tls_only: bool,
 }
 
 impl ClusterOptions {
@@ -41,6 +54,13 @@ impl ClusterOptions {
     #[must_use]
     pub fn binaries(mut self, bin_dir: impl Into<PathBuf>) -> Self {
         self.bin_dir = Some(bin_dir.into());
+        self
+    }
+
+    /// Serves TLS with `certificate`; with `tls_only`, plain-text TCP logins are refused.
+    #[must_use]
+    pub fn tls(mut self, certificate: ServerCertificate, tls_only: bool) -> Self {
+        self.tls = Some(ClusterTls { certificate, tls_only });
         self
     }
 
@@ -116,6 +136,12 @@ impl PgCluster {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        if options.tls.is_some() {
+            // Relative to the data directory, where they are written after initdb.
+            for (key, value) in [("ssl", "on"), ("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key")] {
+                settings.push((key.to_owned(), value.to_owned()));
+            }
+        }
         settings.extend(options.settings);
 
         let mut cluster = PgCluster {
@@ -135,6 +161,9 @@ impl PgCluster {
             .args(["--no-sync", "-U", "postgres", "--auth=trust", "-E", "UTF8"])
             .arg("--locale=C.UTF-8");
         cluster.run(cmd, "initdb")?;
+        if let Some(tls) = &options.tls {
+            cluster.serve_tls(tls, run_as)?;
+        }
 
         // Binding port 0 and releasing it leaves a window in which another process can take
         // the port; when the server then fails to bind, try again with a fresh one.
@@ -226,6 +255,29 @@ impl PgCluster {
             .arg(options)
             .arg("start");
         self.run(cmd, "pg_ctl start").map(drop)
+    }
+
+    /// Writes the certificate (owned by the server's user) and, for a TLS-only cluster, a
+    /// `pg_hba.conf` of `hostssl` lines.
+    fn serve_tls(&self, tls: &ClusterTls, run_as: Option<(u32, u32)>) -> Result<(), HarnessError> {
+        tls.certificate.write_to(&self.data_dir)?;
+        let mut files = vec![self.data_dir.join("server.crt"), self.data_dir.join("server.key")];
+        if tls.tls_only {
+            let hba = self.data_dir.join("pg_hba.conf");
+            fs::write(
+                &hba,
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n",
+            )
+            .map_err(|e| HarnessError::io("writing pg_hba.conf", e))?;
+            files.push(hba);
+        }
+        if let Some((uid, gid)) = run_as {
+            for file in files {
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid))
+                    .map_err(|e| HarnessError::io(format!("chown {} to postgres", file.display()), e))?;
+            }
+        }
+        Ok(())
     }
 
     fn command(&self, program: &Path) -> Command {

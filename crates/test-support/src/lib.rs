@@ -30,9 +30,11 @@ mod consumer;
 mod error;
 mod majors;
 mod server;
+mod tls;
 
-pub use cluster::{ClusterOptions, PgCluster, find_postgres_bin_dir, postgres_command};
+pub use cluster::{ClusterOptions, ClusterTls, PgCluster, find_postgres_bin_dir, postgres_command};
 pub use consumer::SlotConsumer;
 pub use error::HarnessError;
 pub use majors::{PgMajor, SUPPORTED_MAJORS, postgres_majors};
 pub use server::{TemplateDatabase, TestDatabase, TestServer, test_server};
+pub use tls::{ServerCertificate, TestCa};

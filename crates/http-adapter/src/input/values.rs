@@ -7,9 +7,9 @@
 use chrono::{DateTime, Utc};
 use rosetta_domain::{
     AlertId, AlertRule, AlertState, ChannelId, ChannelKind, ChannelName, ChannelUrl, CleanupTaskId, DestinationId,
-    DestinationName, PageLimit, PgDatabase, PgHost, PgPort, PgUsername, PipelineId, PipelineName, PipelineStatus,
-    PublicationName, ReplicationId, Secret, Severity, ShortText, SigningSecret, SlotName, SnowflakeAccount, SourceId,
-    SourceName, TableName, Timestamp,
+    DestinationName, PageLimit, PgDatabase, PgHost, PgPort, PgSslMode, PgSslRootCert, PgUsername, PipelineId,
+    PipelineName, PipelineStatus, PublicationName, ReplicationId, Secret, Severity, ShortText, SigningSecret, SlotName,
+    SnowflakeAccount, SourceId, SourceName, TableName, Timestamp,
 };
 use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -219,12 +219,15 @@ macro_rules! enum_input {
 }
 
 enum_input!(AlertRule, AlertRule::ALL);
+enum_input!(PgSslMode, PgSslMode::ALL);
 enum_input!(Severity, Severity::ALL);
 enum_input!(ChannelKind, ChannelKind::ALL);
 enum_input!(AlertState, [AlertState::Firing, AlertState::Resolved]);
 
 id_input!(AlertId, ChannelId, CleanupTaskId);
 json_text!(SlotName, string_schema(1, 63, Some(SLOT_PATTERN)));
+// What makes PEM valid (base64 of X.509 DER inside BEGIN/END lines) is beyond a pattern.
+json_text!(PgSslRootCert, string_schema(1, PgSslRootCert::MAX_CHARS, None));
 
 impl JsonInput for TableName {
     fn schema() -> Object {

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use rosetta_domain::{
-    NewSource, PgDatabase, PgHost, PgPort, PgUsername, PublicationName, ReplicationId, Secret, Source, SourceId,
-    SourceName, SourcePatch,
+    NewSource, PgDatabase, PgHost, PgPort, PgSslMode, PgSslRootCert, PgUsername, PublicationName, ReplicationId,
+    Secret, Source, SourceId, SourceName, SourcePatch,
 };
 use rosetta_ports::inbound::SourceService;
 use serde::Serialize;
@@ -15,6 +15,35 @@ use crate::error::{ApiError, ErrorBody};
 use crate::input::body::{Body, Fields, WriteBody, described_body};
 use crate::input::path::Path;
 use crate::input::query::Query;
+
+/// libpq's `sslmode`: how connections to a source use TLS.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[schema(as = PgSslMode)]
+pub(crate) enum PgSslModeBody {
+    /// Plain text only.
+    Disable,
+    /// TLS if the server offers it, else plain text; the certificate is not checked.
+    Prefer,
+    /// TLS; the certificate is checked only when `pg_sslrootcert` is set.
+    Require,
+    /// TLS with a certificate chain to a trusted root.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name `pg_host`.
+    VerifyFull,
+}
+
+impl From<PgSslMode> for PgSslModeBody {
+    fn from(mode: PgSslMode) -> Self {
+        match mode {
+            PgSslMode::Disable => Self::Disable,
+            PgSslMode::Prefer => Self::Prefer,
+            PgSslMode::Require => Self::Require,
+            PgSslMode::VerifyCa => Self::VerifyCa,
+            PgSslMode::VerifyFull => Self::VerifyFull,
+        }
+    }
+}
 
 /// A source as read: the password is never returned, only whether one is stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,6 +65,10 @@ pub(crate) struct SourceBody {
     pub pg_username: String,
     /// Whether a password is stored.
     pub has_password: bool,
+    /// How connections to the source use TLS.
+    pub pg_sslmode: PgSslModeBody,
+    /// The CA certificates (PEM) trusted to verify the server; `null`: the system's roots.
+    pub pg_sslrootcert: Option<String>,
     /// Publication the CDC engine subscribes to.
     pub publication_name: String,
     /// The CDC engine's replication identifier.
@@ -58,6 +91,8 @@ impl From<Source> for SourceBody {
             pg_database: source.pg_database.into_inner(),
             pg_username: source.pg_username.into_inner(),
             has_password: source.has_password,
+            pg_sslmode: source.pg_sslmode.into(),
+            pg_sslrootcert: source.pg_sslrootcert.map(String::from),
             publication_name: source.publication_name.into_inner(),
             replication_id: source.replication_id.get(),
             created_at: timestamp(source.created_at),
@@ -72,6 +107,10 @@ const PORT: &str = "PostgreSQL port.";
 const DATABASE: &str = "Database to replicate from: 1–255 characters, no control characters.";
 const USERNAME: &str = "Login role: 1–255 characters, no control characters.";
 const PASSWORD: &str = "Login password (write-only: never returned).";
+const SSLMODE: &str = "How connections use TLS, as libpq's `sslmode`: `disable`, `prefer` (TLS when the server \
+     offers it), `require`, `verify-ca` (a chain to a trusted root), `verify-full` (and the host name).";
+const SSLROOTCERT: &str = "CA certificates (PEM, one or more `BEGIN CERTIFICATE` blocks) trusted to verify the \
+     server with `verify-ca` / `verify-full` (and `require`); omitted or `null`: the system's roots.";
 const PUBLICATION: &str = "Publication the CDC engine subscribes to: a PostgreSQL identifier of at most 63 bytes.";
 const REPLICATION_ID: &str = "The CDC engine's replication identifier (≥ 0).";
 
@@ -83,6 +122,8 @@ impl WriteBody for NewSource {
         let pg_database = f.required::<PgDatabase>("pg_database", DATABASE);
         let pg_username = f.required::<PgUsername>("pg_username", USERNAME);
         let pg_password = f.nullable::<Secret>("pg_password", PASSWORD);
+        let pg_sslmode = f.defaulted("pg_sslmode", SSLMODE, PgSslMode::default(), json!(PgSslMode::default().as_str()));
+        let pg_sslrootcert = f.nullable::<PgSslRootCert>("pg_sslrootcert", SSLROOTCERT);
         let publication_name = f.required::<PublicationName>("publication_name", PUBLICATION);
         let replication_id = f.required::<ReplicationId>("replication_id", REPLICATION_ID);
         Some(Self {
@@ -92,6 +133,8 @@ impl WriteBody for NewSource {
             pg_database: pg_database?,
             pg_username: pg_username?,
             pg_password: pg_password.apply(None),
+            pg_sslmode: pg_sslmode?,
+            pg_sslrootcert: pg_sslrootcert.apply(None),
             publication_name: publication_name?,
             replication_id: replication_id?,
         })
@@ -107,6 +150,8 @@ impl WriteBody for SourcePatch {
             pg_database: f.optional("pg_database", DATABASE),
             pg_username: f.optional("pg_username", USERNAME),
             pg_password: f.nullable("pg_password", "Login password (write-only); `null` removes it."),
+            pg_sslmode: f.optional("pg_sslmode", SSLMODE),
+            pg_sslrootcert: f.nullable("pg_sslrootcert", SSLROOTCERT),
             publication_name: f.optional("publication_name", PUBLICATION),
             replication_id: f.optional("replication_id", REPLICATION_ID),
         })

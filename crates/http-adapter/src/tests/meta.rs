@@ -249,6 +249,8 @@ async fn write_schemas_name_exactly_the_fields_the_bodies_accept() {
         "pg_database",
         "pg_username",
         "pg_password",
+        "pg_sslmode",
+        "pg_sslrootcert",
         "publication_name",
         "replication_id",
     ];

@@ -228,6 +228,8 @@ pub(crate) fn source(id: i64) -> Source {
         pg_database: PgDatabase::parse("app").unwrap(),
         pg_username: PgUsername::parse("rosetta").unwrap(),
         has_password: true,
+        pg_sslmode: rosetta_domain::PgSslMode::VerifyFull,
+        pg_sslrootcert: None,
         publication_name: PublicationName::parse("rosetta_pub").unwrap(),
         replication_id: ReplicationId::new(7).unwrap(),
         created_at: at(),
@@ -239,6 +241,7 @@ pub(crate) fn source_json(id: i64) -> Value {
     serde_json::json!({
         "id": id, "name": format!("source-{id}"), "pg_host": "db.internal", "pg_port": 5432,
         "pg_database": "app", "pg_username": "rosetta", "has_password": true,
+        "pg_sslmode": "verify-full", "pg_sslrootcert": null,
         "publication_name": "rosetta_pub", "replication_id": 7, "created_at": AT, "updated_at": AT
     })
 }

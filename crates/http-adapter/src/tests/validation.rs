@@ -99,6 +99,23 @@ async fn field_bounds_come_from_the_domain() {
 }
 
 #[actix_web::test]
+async fn tls_settings_are_checked() {
+    let details = source_problems(&with(valid_source(), "pg_sslmode", json!("allow"))).await;
+    assert_eq!(details[0]["loc"], json!(["body", "pg_sslmode"]), "{details}");
+    assert!(details[0]["msg"].as_str().unwrap().contains("verify-full"), "{details}");
+    let cases = [
+        ("not a certificate", "must hold at least one PEM certificate"),
+        ("-----BEGIN CERTIFICATE-----\nMII*\n-----END CERTIFICATE-----", "certificate 1 is not valid base64"),
+    ];
+    for (pem, msg) in cases {
+        let details = source_problems(&with(valid_source(), "pg_sslrootcert", json!(pem))).await;
+        assert_eq!(details.as_array().map(Vec::len), Some(1), "{details}");
+        assert_eq!(details[0]["loc"], json!(["body", "pg_sslrootcert"]), "{details}");
+        assert!(details[0]["msg"].as_str().unwrap().contains(msg), "{details}");
+    }
+}
+
+#[actix_web::test]
 async fn json_types_are_not_coerced() {
     let cases = [
         ("pg_port", json!("5432"), "int_type"),

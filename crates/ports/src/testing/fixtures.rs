@@ -2,8 +2,8 @@
 
 use chrono::{TimeZone, Utc};
 use rosetta_domain::{
-    DestinationId, DestinationName, NewDestination, NewPipeline, NewSource, PgDatabase, PgHost, PgPort, PgUsername,
-    PipelineName, PipelineStatus, PublicationName, ReplicationId, Secret, ShortText, SnowflakeAccount,
+    DestinationId, DestinationName, NewDestination, NewPipeline, NewSource, PgDatabase, PgHost, PgPort, PgSslMode,
+    PgUsername, PipelineName, PipelineStatus, PublicationName, ReplicationId, Secret, ShortText, SnowflakeAccount,
     SnowflakeSettings, SourceId, SourceName, Timestamp,
 };
 
@@ -20,6 +20,9 @@ fn parsed<T, E: std::fmt::Debug>(value: Result<T, E>) -> T {
     value.unwrap()
 }
 
+/// A real self-signed X.509 certificate (CN=rosetta-test, made with openssl), for TLS settings.
+pub const ROOT_CERT_PEM: &str = include_str!("../../../domain/testdata/self-signed.pem");
+
 /// A valid source named `name`, with a password when `password` is given.
 pub fn new_source(name: &str, password: Option<&str>) -> NewSource {
     NewSource {
@@ -29,6 +32,8 @@ pub fn new_source(name: &str, password: Option<&str>) -> NewSource {
         pg_database: parsed(PgDatabase::parse("orders")),
         pg_username: parsed(PgUsername::parse("replicator")),
         pg_password: password.map(|p| parsed(Secret::parse(p))),
+        pg_sslmode: PgSslMode::default(),
+        pg_sslrootcert: None,
         publication_name: parsed(PublicationName::parse("cdc_pub")),
         replication_id: parsed(ReplicationId::new(7)),
     }

@@ -249,6 +249,8 @@ impl SourceRepository for InMemoryStore {
             pg_database: new.pg_database,
             pg_username: new.pg_username,
             has_password: sealed.is_some(),
+            pg_sslmode: new.pg_sslmode,
+            pg_sslrootcert: new.pg_sslrootcert,
             publication_name: new.publication_name,
             replication_id: new.replication_id,
             created_at: now,
@@ -347,6 +349,8 @@ impl SourceRepository for InMemoryStore {
                         pg_database: source.pg_database.clone(),
                         pg_username: source.pg_username.clone(),
                         pg_password,
+                        pg_sslmode: source.pg_sslmode,
+                        pg_sslrootcert: source.pg_sslrootcert.clone(),
                     }),
                 }
             })

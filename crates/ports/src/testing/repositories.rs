@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rosetta_domain::{
     CleanupKind, DestinationId, DestinationName, DestinationPatch, NewPipeline, PageLimit, PageRequest, Patch, PgPort,
-    PipelineId, PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, Secret, ShortText, SlotName,
-    SourceId, SourceName, SourcePatch,
+    PgSslMode, PgSslRootCert, PipelineId, PipelineMetadataStatus, PipelineName, PipelinePatch, PipelineStatus, Secret,
+    ShortText, SlotName, SourceId, SourceName, SourcePatch,
 };
 
-use super::fixtures::{fixed_time, new_destination, new_pipeline, new_source};
+use super::fixtures::{ROOT_CERT_PEM, fixed_time, new_destination, new_pipeline, new_source};
 use crate::EntityKind;
 use crate::outbound::{DestinationRepository, PipelineRepository, RepositoryError, SourcePipeline, SourceRepository};
 
@@ -70,6 +70,32 @@ contract! { $ repository_contract_tests, testing::repositories, RepositoryFactor
         let without = ok!(case, store.sources.create(new_source("no-password", None), fixed_time(1)));
         assert!(!without.has_password, "[{case}] has_password without password");
         assert_ne!(without.id, created.id, "[{case}] ids must differ");
+    }
+
+    /// source: TLS settings are stored, changed and cleared, and reach the connection settings.
+    async fn source_tls_settings_round_trip(factory) {
+        let case = "source: TLS settings";
+        let store = factory.fresh().await;
+        let created = ok!(case, store.sources.create(new_source("plain", None), fixed_time(1)));
+        assert_eq!((created.pg_sslmode, created.pg_sslrootcert.clone()), (PgSslMode::Prefer, None), "[{case}] defaults");
+        #[allow(clippy::unwrap_used)]
+        let root = PgSslRootCert::parse(ROOT_CERT_PEM).unwrap();
+        let mut new = new_source("verified", None);
+        new.pg_sslmode = PgSslMode::VerifyFull;
+        new.pg_sslrootcert = Some(root.clone());
+        let verified = ok!(case, store.sources.create(new, fixed_time(1)));
+        assert_eq!(ok!(case, store.sources.get(verified.id)), verified, "[{case}] read back");
+        assert_eq!((verified.pg_sslmode, verified.pg_sslrootcert.clone()), (PgSslMode::VerifyFull, Some(root.clone())));
+        let connection = ok!(case, store.sources.connection(verified.id));
+        assert_eq!((connection.pg_sslmode, connection.pg_sslrootcert), (PgSslMode::VerifyFull, Some(root.clone())));
+
+        let keep = SourcePatch { pg_sslmode: Some(PgSslMode::VerifyCa), ..SourcePatch::default() };
+        let changed = ok!(case, store.sources.update(verified.id, keep, fixed_time(2)));
+        assert_eq!((changed.pg_sslmode, changed.pg_sslrootcert), (PgSslMode::VerifyCa, Some(root)), "[{case}] root kept");
+        let clear = SourcePatch { pg_sslrootcert: Patch::Clear, ..SourcePatch::default() };
+        let cleared = ok!(case, store.sources.update(verified.id, clear, fixed_time(3)));
+        assert_eq!(cleared.pg_sslrootcert, None, "[{case}] cleared");
+        assert_eq!(ok!(case, store.sources.connection(verified.id)).pg_sslrootcert, None, "[{case}] connection cleared");
     }
 
     /// source: duplicate name is a conflict.
