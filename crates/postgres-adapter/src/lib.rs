@@ -29,6 +29,7 @@ mod alert;
 mod channel;
 mod cipher;
 mod cleanup;
+mod connector;
 mod destination;
 mod error;
 #[cfg(test)]
@@ -49,6 +50,7 @@ pub use alert::PostgresAlertStore;
 pub use channel::{PostgresChannelRepository, PostgresDeliveryStore};
 pub use cipher::{SecretKeyError, XChaChaSecretCipher};
 pub use cleanup::PostgresCleanupTaskStore;
+pub use connector::{DatabaseUrlError, MetadataConnector};
 pub use destination::PostgresDestinationRepository;
 pub use lease::PostgresLeaseStore;
 pub use migrations::{MigrationError, run_migrations};

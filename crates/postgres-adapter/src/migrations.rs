@@ -1,10 +1,12 @@
 //! The schema migrations in the repository's `migrations/` directory, embedded in the binary.
 
+use diesel::RunQueryDsl;
 use diesel::sql_types::BigInt;
-use diesel::{Connection, RunQueryDsl};
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::connector::{DatabaseUrlError, MetadataConnector};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
@@ -15,6 +17,9 @@ const MIGRATION_LOCK: i64 = 0x726f_7365_7474_6101;
 /// Why the schema could not be migrated. Never contains the URL.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
+    /// `DATABASE_URL` cannot be used.
+    #[error("cannot migrate the database")]
+    Url(#[source] DatabaseUrlError),
     /// The database could not be reached.
     #[error("cannot connect to the database to migrate it")]
     Connect(#[source] diesel::ConnectionError),
@@ -32,15 +37,17 @@ pub enum MigrationError {
 /// Applies every pending migration to the database at `url`, holding a PostgreSQL advisory lock
 /// so that concurrent callers (several servers starting at once) run them one at a time.
 ///
-/// diesel's migration harness is synchronous, so it runs on a blocking thread over
+/// The connection is the store's ([`MetadataConnector`]: the URL's TLS settings). diesel's
+/// migration harness is synchronous, so it runs on a blocking thread over
 /// `AsyncConnectionWrapper`; this works on any tokio runtime flavour.
 pub async fn run_migrations(url: &str) -> Result<(), MigrationError> {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || migrate(&url)).await.map_err(MigrationError::Task)?
+    let connector = MetadataConnector::from_url(url).map_err(MigrationError::Url)?;
+    let conn = connector.connect().await.map_err(MigrationError::Connect)?;
+    tokio::task::spawn_blocking(move || migrate(conn)).await.map_err(MigrationError::Task)?
 }
 
-fn migrate(url: &str) -> Result<(), MigrationError> {
-    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url).map_err(MigrationError::Connect)?;
+fn migrate(conn: AsyncPgConnection) -> Result<(), MigrationError> {
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
     // Session-level lock on this connection; also released when the connection closes, so an
     // error below cannot leave it held.
     diesel::sql_query("SELECT pg_advisory_lock($1)")

@@ -19,6 +19,7 @@ use diesel_async::pooled_connection::{
 };
 use rosetta_ports::outbound::{MetadataHealth, RepositoryError};
 
+use crate::connector::{DatabaseUrlError, MetadataConnector};
 use crate::error::{Failure, is_connection_loss, may_be_outage};
 
 /// A connection borrowed from the pool for one repository call.
@@ -66,9 +67,9 @@ impl Drop for PooledConnection {
 ///
 /// # Errors
 ///
-/// [`StoreError::InvalidUrl`] (which never contains the URL: it may hold a password).
-pub fn check_database_url(url: &str) -> Result<(), StoreError> {
-    url.parse::<tokio_postgres::Config>().map(drop).map_err(StoreError::InvalidUrl)
+/// [`DatabaseUrlError`] (which never contains the URL: it may hold a password).
+pub fn check_database_url(url: &str) -> Result<(), DatabaseUrlError> {
+    MetadataConnector::from_url(url).map(drop)
 }
 
 /// How to reach the metadata database.
@@ -96,9 +97,9 @@ impl fmt::Debug for StoreSettings {
 /// Why a [`PostgresStore`] could not be built. Reported at start-up; never contains the URL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The URL is not a PostgreSQL connection string.
-    #[error("the database URL is not a valid PostgreSQL connection URL")]
-    InvalidUrl(#[source] tokio_postgres::Error),
+    /// The URL is not a PostgreSQL connection string, or its TLS settings cannot be used.
+    #[error("the database URL cannot be used")]
+    InvalidUrl(#[source] DatabaseUrlError),
     /// `max_size` is zero: every request would wait for a connection that never comes.
     #[error("the connection pool size must be at least 1")]
     ZeroPoolSize,
@@ -146,7 +147,7 @@ impl PostgresStore {
     /// runtime; building it does not.
     pub fn new(settings: StoreSettings) -> Result<Self, StoreError> {
         let StoreSettings { url, max_size, connection_timeout } = settings;
-        check_database_url(&url)?;
+        let connector = MetadataConnector::from_url(&url).map_err(StoreError::InvalidUrl)?;
         if max_size == 0 {
             return Err(StoreError::ZeroPoolSize);
         }
@@ -158,6 +159,11 @@ impl PostgresStore {
         // connection that sat idle answers `SELECT 1` before it is handed out, so after a
         // database restart dead connections are dropped and new ones opened.
         config.recycling_method = RecyclingMethod::Verified;
+        // Every connection (pooled or the shared reader's) is opened with the URL's TLS settings.
+        config.custom_setup = Box::new(move |_url| {
+            let connector = connector.clone();
+            Box::pin(async move { connector.connect().await })
+        });
         // A healthy connection answers that check in milliseconds; one that hangs is given up
         // early enough to open a new connection within the same request.
         let recycle_timeout = connection_timeout / 4;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rosetta_postgres_adapter::DatabaseUrlError;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Which defaults and safety checks apply.
@@ -401,9 +402,11 @@ impl DatabaseConfig {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(invalid("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
-        rosetta_postgres_adapter::check_database_url(&url).map_err(|error| {
-            let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
-            invalid("DATABASE_URL", format!("is not a valid PostgreSQL connection URL ({cause})"))
+        rosetta_postgres_adapter::check_database_url(&url).map_err(|error| match error {
+            DatabaseUrlError::Invalid(cause) => {
+                invalid("DATABASE_URL", format!("is not a valid PostgreSQL connection URL ({cause})"))
+            }
+            other => invalid("DATABASE_URL", other.to_string()),
         })?;
         if raw.db_pool_size == 0 {
             return Err(invalid("DB_POOL_SIZE", "must be at least 1"));
