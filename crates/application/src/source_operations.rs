@@ -9,9 +9,10 @@ use rosetta_domain::{
     CleanupTask, CleanupTaskId, NewSource, Page, PageRequest, PipelineId, PipelineSlot, PipelineStatus, Preflight,
     PreflightSubject, Publication, PublicationTables, SourceConnection, SourceId, SourceTable,
 };
+use rosetta_ports::EntityKind;
 use rosetta_ports::inbound::{CleanupTaskService, ServiceError, SlotCreated, SlotService, SourceOperationsService};
 use rosetta_ports::jobs::{LeaseStore, Queue};
-use rosetta_ports::outbound::{Clock, PipelineRepository, SourceRepository};
+use rosetta_ports::outbound::{Clock, PipelineRepository, RepositoryError, SourceRepository};
 use rosetta_ports::sources::{
     CleanupTaskStore, PublicationError, SlotCreation, SlotError, SourceError, SourceOperations, attempt_cleanup,
 };
@@ -180,10 +181,27 @@ impl SourceOperator {
         Preflight::assess(facts.as_ref().map_err(|_| reason.as_deref().unwrap_or_default()), subject)
     }
 
+    /// How to reach source `id`. Stored settings that cannot be used (a password whose key is
+    /// not configured, or that does not open) are the source's error, naming why — not a fault
+    /// of the service.
+    async fn connection(&self, id: SourceId) -> Result<SourceConnection, ServiceError> {
+        let stored = self.sources.connections(&[id]).await?.pop();
+        let stored = stored.ok_or(RepositoryError::NotFound { entity: EntityKind::Source, id: id.get() })?;
+        stored.settings.map_err(|error| ServiceError::Source {
+            source_id: id,
+            error: SourceError::Connect {
+                message: format!(
+                    "{error}; add the key that sealed it back to SECRET_KEYS, or set the source's pg_password again"
+                ),
+                sqlstate: None,
+            },
+        })
+    }
+
     /// The pipeline's slot name and managed flag, and how to reach its source.
     async fn slot_of(&self, id: PipelineId) -> Result<(PipelineSlot, SourceConnection), ServiceError> {
         let details = self.pipelines.get(id).await?;
-        let connection = self.sources.connection(details.source.id).await?;
+        let connection = self.connection(details.source.id).await?;
         let slot =
             PipelineSlot { slot_name: details.pipeline.slot_name, managed: details.pipeline.slot_managed, live: None };
         Ok((slot, connection))
@@ -286,26 +304,30 @@ impl SourceOperationsService for SourceOperator {
 
     async fn validate_source(&self, id: SourceId) -> Result<Preflight, ServiceError> {
         let source = self.sources.get(id).await?;
-        let connection = self.sources.connection(id).await?;
         let subject = PreflightSubject { username: &source.pg_username, publication: &source.publication_name };
-        Ok(self.preflight(&connection, subject).await)
+        match self.connection(id).await {
+            Ok(connection) => Ok(self.preflight(&connection, subject).await),
+            // Settings that cannot be used fail the `connect` check, as an unreachable source does.
+            Err(ServiceError::Source { error, .. }) => Ok(Preflight::assess(Err(&connect_reason(&error)), subject)),
+            Err(other) => Err(other),
+        }
     }
 
     async fn list_tables(&self, id: SourceId) -> Result<Vec<SourceTable>, ServiceError> {
         let source = self.sources.get(id).await?;
-        let connection = self.sources.connection(id).await?;
+        let connection = self.connection(id).await?;
         self.operations.tables(&connection, &source.publication_name).await.map_err(source_error(id))
     }
 
     async fn get_publication(&self, id: SourceId) -> Result<Publication, ServiceError> {
         let source = self.sources.get(id).await?;
-        let connection = self.sources.connection(id).await?;
+        let connection = self.connection(id).await?;
         self.operations.publication(&connection, &source.publication_name).await.map_err(source_error(id))
     }
 
     async fn set_publication(&self, id: SourceId, tables: PublicationTables) -> Result<Publication, ServiceError> {
         let source = self.sources.get(id).await?;
-        let connection = self.sources.connection(id).await?;
+        let connection = self.connection(id).await?;
         match self.operations.set_publication(&connection, &source.publication_name, &tables).await {
             Ok(publication) => {
                 tracing::info!(source_id = %id, publication = %source.publication_name, "publication set");
@@ -334,7 +356,7 @@ impl SourceOperationsService for SourceOperator {
                 started.join(", ")
             )));
         }
-        let connection = self.sources.connection(id).await?;
+        let connection = self.connection(id).await?;
         let dropped =
             self.operations.drop_publication(&connection, &source.publication_name).await.map_err(source_error(id))?;
         if !dropped {

@@ -250,24 +250,37 @@ impl SecretSlot {
 /// Why a secret could not be sealed or opened. Never carries the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CipherError {
-    /// The sealed bytes are malformed, were tampered with, belong to another slot, or were sealed
-    /// with another key.
-    #[error(
-        "it does not open with the configured key (sealed under another key, copied from another row, or tampered with)"
-    )]
-    Open,
+    /// The value records the key that sealed it, and that key is not configured (it was removed
+    /// from `SECRET_KEYS` before `rotate-secrets` moved the value to a newer one).
+    #[error("its key is not configured")]
+    UnknownKey,
+    /// The value does not open with its key: malformed, truncated, tampered with, or copied from
+    /// another row or column. (A value of the format before key ids were recorded that no
+    /// configured key opens is reported so too.)
+    #[error("it does not open with its key (tampered with, truncated, or copied from another row)")]
+    Tampered,
     /// Sealing failed.
     #[error("secret cannot be sealed")]
     Seal,
 }
 
-/// Authenticated encryption of secrets at rest.
+/// Authenticated encryption of secrets at rest, under one or more keys: the newest seals, any
+/// configured key opens what it sealed.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait SecretCipher: Send + Sync {
-    /// Encrypts `secret` for `slot`. Two seals of the same secret differ (random nonce).
+    /// Encrypts `secret` for `slot` under the newest key. Two seals of the same secret differ
+    /// (random nonce).
     fn seal(&self, secret: &Secret, slot: SecretSlot) -> Result<Vec<u8>, CipherError>;
 
-    /// Decrypts bytes made by [`SecretCipher::seal`] for the same `slot` with the same key;
-    /// anything else is `CipherError::Open`.
+    /// Decrypts bytes made by [`SecretCipher::seal`] for the same `slot` with a key still
+    /// configured. Errors: `UnknownKey` when the value's key is not configured, `Tampered` for
+    /// anything else that does not open.
     fn open(&self, sealed: &[u8], slot: SecretSlot) -> Result<Secret, CipherError>;
+
+    /// The id of the key that sealed `sealed` (derived from the key, so it survives reordering
+    /// `SECRET_KEYS`), or `None` when the value does not record one (an older format).
+    fn key_id(&self, sealed: &[u8]) -> Option<String>;
+
+    /// The newest key's id: what [`SecretCipher::seal`] records now.
+    fn current_key_id(&self) -> String;
 }

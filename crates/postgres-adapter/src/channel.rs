@@ -16,7 +16,7 @@ use rosetta_domain::{
 use rosetta_ports::EntityKind;
 use rosetta_ports::alerts::{ChannelRepository, DeliveryAttempt, DeliveryStore, PendingDelivery};
 use rosetta_ports::jobs::{LeaseOwner, Next, Queue};
-use rosetta_ports::outbound::{RepositoryError, SecretCipher, SecretSlot};
+use rosetta_ports::outbound::{RepositoryError, SecretCipher};
 
 use crate::alert::AlertRow;
 use crate::error::{CorruptRow, Failure, StoredRow, name_conflict, not_found};
@@ -24,15 +24,8 @@ use crate::lease::complete_in;
 use crate::paging::{offset_limit, total_count};
 use crate::schema::constraints::NOTIFICATION_CHANNELS_NAME_KEY;
 use crate::schema::{alerts, deliveries, notification_channels};
+use crate::secrets::{signing_secret_slot, url_slot};
 use crate::store::PostgresStore;
-
-fn url_slot(id: i64) -> SecretSlot {
-    SecretSlot { table: "notification_channels", column: "url", row_id: id }
-}
-
-fn signing_secret_slot(id: i64) -> SecretSlot {
-    SecretSlot { table: "notification_channels", column: "signing_secret", row_id: id }
-}
 
 /// A channel as read back: secrets only as flags.
 #[derive(Debug, Queryable, Selectable)]

@@ -38,6 +38,7 @@ mod lease;
 mod migrations;
 mod paging;
 mod pipeline;
+mod rotation;
 mod schema;
 mod secrets;
 mod source;
@@ -55,6 +56,9 @@ pub use destination::PostgresDestinationRepository;
 pub use lease::PostgresLeaseStore;
 pub use migrations::{MigrationError, run_migrations};
 pub use pipeline::PostgresPipelineRepository;
+pub use rotation::{
+    LEGACY_KEY_LABEL, RotationOutcome, RotationScope, SealedCount, SecretRotation, SecretSurvey, UnreadableSecret,
+};
 pub use source::PostgresSourceRepository;
 pub use store::{PostgresStore, StoreError, StoreSettings, check_database_url};
 pub use system::PostgresSystemMetricsRepository;

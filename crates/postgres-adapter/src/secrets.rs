@@ -73,6 +73,41 @@ pub(crate) fn destination_passphrase_slot(destination_id: i64) -> SecretSlot {
     SecretSlot { table: "destinations", column: "snowflake_private_key_passphrase", row_id: destination_id }
 }
 
+/// The slot of a notification channel's URL.
+pub(crate) fn url_slot(channel_id: i64) -> SecretSlot {
+    SecretSlot { table: "notification_channels", column: "url", row_id: channel_id }
+}
+
+/// The slot of a webhook channel's signing secret.
+pub(crate) fn signing_secret_slot(channel_id: i64) -> SecretSlot {
+    SecretSlot { table: "notification_channels", column: "signing_secret", row_id: channel_id }
+}
+
+/// A column of sealed values: where it is and the slot each row's value is bound to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SealedColumn {
+    /// The table.
+    pub(crate) table: &'static str,
+    /// The `bytea` column holding the sealed values (null: none stored).
+    pub(crate) column: &'static str,
+    /// The slot of row `id`'s value.
+    pub(crate) slot: fn(i64) -> SecretSlot,
+}
+
+/// Every column of sealed values, so key rotation cannot miss one: a test compares it with the
+/// schema's `bytea` columns.
+pub(crate) const SEALED_COLUMNS: [SealedColumn; 5] = [
+    SealedColumn { table: "sources", column: "pg_password_sealed", slot: source_password_slot },
+    SealedColumn {
+        table: "destinations",
+        column: "snowflake_private_key_passphrase_sealed",
+        slot: destination_passphrase_slot,
+    },
+    SealedColumn { table: "notification_channels", column: "url_sealed", slot: url_slot },
+    SealedColumn { table: "notification_channels", column: "signing_secret_sealed", slot: signing_secret_slot },
+    SealedColumn { table: "cleanup_tasks", column: "pg_password_sealed", slot: cleanup_password_slot },
+];
+
 /// A secret patch as a change of the sealed column: `None` keeps it, `Some(None)` clears it,
 /// `Some(Some(bytes))` stores a new sealed value.
 pub(crate) fn seal_patch(

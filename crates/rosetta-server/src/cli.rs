@@ -1,4 +1,5 @@
-//! The command line: `rosetta-server [serve]`, `rosetta-server migrate`, `--help`, `--version`.
+//! The command line: `rosetta-server [serve]`, `migrate`, `rotate-secrets [--dry-run]`, `--help`,
+//! `--version`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,17 +15,21 @@ Usage: rosetta-server [COMMAND]
 Commands:
   serve     Migrate the metadata database (unless AUTO_MIGRATE=false) and serve the API (default)
   migrate   Apply pending migrations to the metadata database and exit
+  rotate-secrets [--dry-run]
+            Re-seal every stored secret under an older key with the newest of SECRET_KEYS
+            (--dry-run: print the counts per key and change nothing)
 
 Options:
   -h, --help     Print this help
   -V, --version  Print the version
 
 Configuration: config/default.toml, config/<APP_ENV>.toml, .env and environment variables
-(DATABASE_URL, SECRET_KEY, API_KEYS, HOST, PORT, …; see README.md).";
+(DATABASE_URL, SECRET_KEYS or SECRET_KEY, API_KEYS, HOST, PORT, …; see README.md).";
 
 enum Command {
     Serve,
     Migrate,
+    RotateSecrets { dry_run: bool },
 }
 
 /// Runs the command named by `args` (without the program name) and returns the exit code.
@@ -32,6 +37,8 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     let command = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] | ["serve"] => Command::Serve,
         ["migrate"] => Command::Migrate,
+        ["rotate-secrets"] => Command::RotateSecrets { dry_run: false },
+        ["rotate-secrets", "--dry-run"] => Command::RotateSecrets { dry_run: true },
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -55,6 +62,7 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     crate::telemetry::init(&config.log);
     let outcome = match command {
         Command::Migrate => crate::startup::migrate(&config.database.url).await,
+        Command::RotateSecrets { dry_run } => crate::secrets::rotate(&config, dry_run).await,
         Command::Serve => match Application::build(config).await {
             Ok(application) => application.run_until_stopped().await,
             Err(error) => Err(error),

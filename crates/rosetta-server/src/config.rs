@@ -62,6 +62,8 @@ struct RawSettings {
     api_key: Option<String>,
     #[serde(deserialize_with = "lenient_string")]
     secret_key: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    secret_keys: Option<String>,
     log_level: String,
     log_format: Option<LogFormat>,
     auto_migrate: bool,
@@ -102,6 +104,7 @@ impl Default for RawSettings {
             api_keys: None,
             api_key: None,
             secret_key: None,
+            secret_keys: None,
             log_level: "info".into(),
             log_format: None,
             auto_migrate: true,
@@ -163,20 +166,21 @@ fn invalid(setting: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting: setting.to_owned(), problem: problem.into() }
 }
 
-/// The key from which secrets' encryption key is derived. `Debug` does not show it.
+/// The keys from which secrets' encryption keys are derived, newest first (`SECRET_KEYS`, or
+/// `SECRET_KEY` alone): the first seals, all open. `Debug` does not show them.
 #[derive(Clone)]
-pub struct SecretKey(String);
+pub struct SecretKeys(Vec<String>);
 
-impl SecretKey {
-    /// The key material.
-    pub fn expose(&self) -> &str {
-        &self.0
+impl SecretKeys {
+    /// The key material, newest first; never empty.
+    pub fn expose(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
     }
 }
 
-impl fmt::Debug for SecretKey {
+impl fmt::Debug for SecretKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(***)")
+        write!(f, "SecretKeys({} × ***)", self.0.len())
     }
 }
 
@@ -280,7 +284,7 @@ pub struct Config {
     /// HTTP.
     pub http: HttpConfig,
     /// Secret-encryption key material.
-    pub secret_key: SecretKey,
+    pub secret_keys: SecretKeys,
     /// Logging.
     pub log: LogConfig,
     /// Whether `serve` migrates the database first.
@@ -372,7 +376,7 @@ impl Config {
             profile: raw.app_env,
             database: DatabaseConfig::from_raw(&raw)?,
             http: HttpConfig::from_raw(&raw)?,
-            secret_key: SecretKey::from_raw(&raw)?,
+            secret_keys: SecretKeys::from_raw(&raw)?,
             log: LogConfig::from_raw(&raw)?,
             auto_migrate: raw.auto_migrate,
             readiness_timeout: seconds("READINESS_TIMEOUT_SECONDS", raw.readiness_timeout_seconds, 60.0)?,
@@ -463,15 +467,37 @@ impl HttpConfig {
     }
 }
 
-impl SecretKey {
+impl SecretKeys {
+    /// `SECRET_KEYS` (comma-separated, newest first) when set — it is then the whole list and
+    /// `SECRET_KEY` is not read — else `SECRET_KEY` alone.
     fn from_raw(raw: &RawSettings) -> Result<Self, ConfigError> {
+        const MIN_CHARS: usize = 32;
+        if let Some(list) = raw.secret_keys.as_deref().filter(|list| !list.trim().is_empty()) {
+            let keys: Vec<String> = list.split(',').map(|key| key.trim().to_owned()).collect();
+            for (index, key) in keys.iter().enumerate() {
+                let position = index + 1;
+                if key.chars().count() < MIN_CHARS {
+                    return Err(invalid(
+                        "SECRET_KEYS",
+                        format!("key {position} must be at least {MIN_CHARS} characters"),
+                    ));
+                }
+                if keys[..index].contains(key) {
+                    return Err(invalid("SECRET_KEYS", format!("key {position} repeats an earlier key")));
+                }
+            }
+            return Ok(Self(keys));
+        }
         let secret_key = raw.secret_key.clone().ok_or_else(|| {
-            invalid("SECRET_KEY", "is required: at least 32 characters, used to encrypt stored secrets")
+            invalid(
+                "SECRET_KEY",
+                "is required (or SECRET_KEYS): at least 32 characters, used to encrypt stored secrets",
+            )
         })?;
-        if secret_key.chars().count() < 32 {
+        if secret_key.chars().count() < MIN_CHARS {
             return Err(invalid("SECRET_KEY", "must be at least 32 characters"));
         }
-        Ok(Self(secret_key))
+        Ok(Self(vec![secret_key]))
     }
 }
 
@@ -669,6 +695,7 @@ mod tests {
         ("API_KEYS", "short"),
         ("API_KEY", "short"),
         ("SECRET_KEY", "short"),
+        ("SECRET_KEYS", "0123456789abcdef0123456789abcdef,short"),
         ("LOG_LEVEL", " "),
         ("LOG_FORMAT", "xml"),
         ("AUTO_MIGRATE", "maybe"),
@@ -714,6 +741,24 @@ mod tests {
             base_env(jail);
             jail.set_env("HOST", "10.1.2.3");
             assert_eq!(load(jail).map_err(|e| e.to_string())?.http.host, "10.1.2.3");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_keys_list_the_keys_newest_first_and_replace_secret_key() {
+        const NEW: &str = "fedcba9876543210fedcba9876543210";
+        Jail::expect_with(|jail| {
+            base_env(jail);
+            assert_eq!(load(jail).map_err(|e| e.to_string())?.secret_keys.expose(), vec![SECRET]);
+            jail.set_env("SECRET_KEYS", format!(" {NEW} , {SECRET} "));
+            assert_eq!(load(jail).map_err(|e| e.to_string())?.secret_keys.expose(), vec![NEW, SECRET]);
+            jail.set_env("SECRET_KEYS", format!("{NEW},{NEW}"));
+            let error = load(jail).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("SECRET_KEYS") && error.contains("key 2 repeats"), "{error}");
+            jail.set_env("SECRET_KEYS", format!("{NEW},,{SECRET}"));
+            let error = load(jail).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("key 2 must be at least 32 characters") && !error.contains(NEW), "{error}");
             Ok(())
         });
     }

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod secrets;
 pub mod startup;
 pub mod supervisor;
 pub mod telemetry;

@@ -23,7 +23,6 @@ use rosetta_postgres_adapter::{
     PostgresAlertStore, PostgresChannelRepository, PostgresCleanupTaskStore, PostgresDeliveryStore,
     PostgresDestinationRepository, PostgresLeaseStore, PostgresPipelineRepository, PostgresSourceRepository,
     PostgresStore, PostgresSystemMetricsRepository, PostgresWalMetricsRepository, StoreError, StoreSettings,
-    XChaChaSecretCipher,
 };
 use rosetta_source_adapter::{PostgresSourceOperations, PostgresSourceProbe};
 use rosetta_worker::{
@@ -114,9 +113,9 @@ impl Application {
         let pools = MetadataPools::new(&config);
         // The worker's pool, also the fallback of an HTTP worker whose own pool cannot be built.
         let store = pools.open().context("building the metadata database pool")?;
-        let cipher: Arc<dyn SecretCipher> = Arc::new(
-            XChaChaSecretCipher::new(config.secret_key.expose()).context("deriving the secret-encryption key")?,
-        );
+        let keys = crate::secrets::cipher(&config)?;
+        crate::secrets::report_at_start(store.clone(), Arc::clone(&keys));
+        let cipher: Arc<dyn SecretCipher> = keys;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let owner = LeaseOwner::new(lease_owner());
         let worker = match &config.monitor {

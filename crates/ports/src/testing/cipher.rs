@@ -53,16 +53,20 @@ contract! { $ secret_cipher_contract_tests, testing::cipher, CipherFactory:
             SecretSlot { table: "destinations", ..SLOT },
         ] {
             assert!(
-                matches!(cipher.open(&bytes, other_slot), Err(CipherError::Open)),
+                matches!(cipher.open(&bytes, other_slot), Err(CipherError::Tampered)),
                 "a value sealed for {SLOT:?} opened for {other_slot:?}"
             );
         }
     }
 
-    /// Another key does not open it.
+    /// Another key does not open it, and says the value's key is not configured (not "tampered").
     async fn cipher_refuses_another_key(factory) {
-        let bytes = sealed(factory.cipher().as_ref());
-        assert!(matches!(factory.other_key().open(&bytes, SLOT), Err(CipherError::Open)), "opened with another key");
+        let cipher = factory.cipher();
+        let bytes = sealed(cipher.as_ref());
+        let other = factory.other_key();
+        assert_eq!(other.open(&bytes, SLOT), Err(CipherError::UnknownKey), "opened with another key");
+        assert_eq!(cipher.key_id(&bytes), Some(cipher.current_key_id()), "the value records its key");
+        assert_ne!(other.current_key_id(), cipher.current_key_id(), "two keys, two ids");
     }
 
     /// Tampered or truncated bytes do not open.
@@ -73,9 +77,9 @@ contract! { $ secret_cipher_contract_tests, testing::cipher, CipherFactory:
         if let Some(last) = tampered.last_mut() {
             *last ^= 0x01;
         }
-        assert!(matches!(cipher.open(&tampered, SLOT), Err(CipherError::Open)), "tampered bytes opened");
+        assert_eq!(cipher.open(&tampered, SLOT), Err(CipherError::Tampered), "tampered bytes opened");
         for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
-            assert!(matches!(cipher.open(&bytes[..cut], SLOT), Err(CipherError::Open)), "truncated bytes opened");
+            assert_eq!(cipher.open(&bytes[..cut], SLOT), Err(CipherError::Tampered), "truncated bytes opened");
         }
     }
 }
@@ -112,17 +116,28 @@ impl SecretCipher for InsecureTestCipher {
 
     fn open(&self, sealed: &[u8], slot: SecretSlot) -> Result<Secret, CipherError> {
         let aad = slot.associated_data();
-        let (&[key, nonce, aad_len], rest) = sealed.split_first_chunk::<3>().ok_or(CipherError::Open)?;
-        if key != self.key || usize::from(aad_len) != aad.len() % 256 || rest.len() <= aad.len() {
-            return Err(CipherError::Open);
+        let (&[key, nonce, aad_len], rest) = sealed.split_first_chunk::<3>().ok_or(CipherError::Tampered)?;
+        if usize::from(aad_len) != aad.len() % 256 || rest.len() <= aad.len() {
+            return Err(CipherError::Tampered);
+        }
+        if key != self.key {
+            return Err(CipherError::UnknownKey);
         }
         let (stored_aad, body) = rest.split_at(aad.len());
         if stored_aad.iter().zip(&aad).any(|(s, a)| s ^ self.key != *a) {
-            return Err(CipherError::Open);
+            return Err(CipherError::Tampered);
         }
         let plain: Vec<u8> = body.iter().enumerate().map(|(i, b)| b ^ self.mask(nonce, i)).collect();
-        let text = String::from_utf8(plain).map_err(|_| CipherError::Open)?;
-        Secret::parse(text).map_err(|_| CipherError::Open)
+        let text = String::from_utf8(plain).map_err(|_| CipherError::Tampered)?;
+        Secret::parse(text).map_err(|_| CipherError::Tampered)
+    }
+
+    fn key_id(&self, sealed: &[u8]) -> Option<String> {
+        sealed.first().map(|key| format!("{key:02x}"))
+    }
+
+    fn current_key_id(&self) -> String {
+        format!("{:02x}", self.key)
     }
 }
 
