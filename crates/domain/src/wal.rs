@@ -143,6 +143,9 @@ pub struct SlotSample {
     /// A logical slot synchronised from the primary onto this standby (17+): its consumer is
     /// the primary's, so alert rules skip it.
     pub synced: Option<bool>,
+    /// Why PostgreSQL invalidated the slot (17+: `wal_removed`, `rows_removed`,
+    /// `wal_level_insufficient`; 18 adds `idle_timeout`); `None` while it is valid or before 17.
+    pub invalidation_reason: Option<String>,
 }
 
 impl SlotSample {
@@ -167,10 +170,10 @@ impl SlotSample {
         }
     }
 
-    /// Whether the slot can no longer be used: PostgreSQL says `lost`, or (16+) it was
-    /// invalidated by a conflict.
+    /// Whether the slot can no longer be used: PostgreSQL says `lost`, (16+) it was
+    /// invalidated by a conflict, or (17+) it reports an invalidation reason.
     pub fn is_lost(&self) -> bool {
-        self.wal_status == Some(WalStatus::Lost) || self.conflicting == Some(true)
+        self.wal_status == Some(WalStatus::Lost) || self.conflicting == Some(true) || self.invalidation_reason.is_some()
     }
 }
 
@@ -288,6 +291,7 @@ mod tests {
             conflicting: None,
             inactive_since: None,
             synced: None,
+            invalidation_reason: None,
         }
     }
 
@@ -326,6 +330,10 @@ mod tests {
         assert_eq!(conflicted.confirmed_lag_bytes(Lsn::from_bytes(1_000)), None);
         let physical = SlotSample { slot_type: SlotType::Physical, ..slot(true, Some(400)) };
         assert_eq!(physical.confirmed_lag_bytes(Lsn::from_bytes(1_000)), None);
+        // 18 invalidates a slot idle past idle_replication_slot_timeout and says so.
+        let idle = SlotSample { invalidation_reason: Some("idle_timeout".to_owned()), ..slot(false, Some(400)) };
+        assert!(idle.is_lost());
+        assert_eq!(idle.retained_bytes(Lsn::from_bytes(1_000)), None, "invalidated: pins nothing usable");
     }
 
     #[test]

@@ -42,6 +42,9 @@ struct SlotJson {
     /// 17+; absent from rows written before it was recorded.
     #[serde(default)]
     synced: Option<bool>,
+    /// 17+; absent from rows written before it was recorded.
+    #[serde(default)]
+    invalidation_reason: Option<String>,
     /// Derived (`current − restart_lsn`), stored for SQL readers and dashboards; recomputed
     /// from the sample when read back, so it is never trusted over the LSNs.
     #[serde(default, skip_deserializing)]
@@ -65,6 +68,7 @@ impl SlotJson {
             conflicting: slot.conflicting,
             inactive_since: slot.inactive_since,
             synced: slot.synced,
+            invalidation_reason: slot.invalidation_reason.clone(),
             retained_bytes: slot.retained_bytes(current),
             confirmed_lag_bytes: slot.confirmed_lag_bytes(current),
         }
@@ -83,6 +87,7 @@ impl SlotJson {
             conflicting: self.conflicting,
             inactive_since: self.inactive_since,
             synced: self.synced,
+            invalidation_reason: self.invalidation_reason,
         })
     }
 }
@@ -238,6 +243,7 @@ mod tests {
                 conflicting: Some(false),
                 inactive_since: Some(Timestamp::default()),
                 synced: None,
+                invalidation_reason: None,
             }],
         }
     }

@@ -74,6 +74,7 @@ fn sample(sampled_at: Timestamp, current: u64) -> WalSample {
         conflicting: Some(false),
         inactive_since: (!active).then_some(sampled_at),
         synced: None,
+        invalidation_reason: None,
     };
     WalSample {
         sampled_at,

@@ -101,8 +101,34 @@ async fn exercise(version: &PgMajor) {
     assert_eq!(operations.drop_slot(&source, &slot, true).await, Ok(SlotDrop::Dropped), "PostgreSQL {major}");
     drop(consumer);
     assert!(operations.drop_publication(&source, &publication).await.unwrap(), "PostgreSQL {major}");
+
+    // A slot the server invalidates (its WAL removed past max_slot_wal_keep_size): lost on
+    // every major, with the reason on 17+. A cluster of its own: a command-line setting
+    // outranks ALTER SYSTEM.
+    let options = ClusterOptions::default().binaries(&version.bin_dir).setting("max_slot_wal_keep_size", "1MB");
+    let small = tokio::task::spawn_blocking(move || PgCluster::start(options)).await.unwrap().unwrap();
+    let (admin, connection) = tokio_postgres::connect(&small.url("postgres"), NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let source = superuser(&small);
+    let doomed = SlotName::parse("rosetta_doomed").unwrap();
+    assert!(matches!(operations.create_slot(&source, &doomed).await.unwrap(), SlotCreation::Created(_)), "{major}");
+    admin.batch_execute("CREATE TABLE filler (x int)").await.unwrap();
+    for _ in 0..4 {
+        admin
+            .batch_execute("INSERT INTO filler SELECT generate_series(1, 1000); SELECT pg_switch_wal()")
+            .await
+            .unwrap();
+    }
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    let sample = PostgresSourceProbe::new().sample(&source, TIMEOUT).await.unwrap();
+    let lost = sample.slots.iter().find(|s| s.slot_name == doomed.as_str()).unwrap();
+    assert_eq!(lost.wal_status, Some(WalStatus::Lost), "PostgreSQL {major}: {lost:?}");
+    let expected_reason = (major >= 17).then(|| "wal_removed".to_owned());
+    assert_eq!(lost.invalidation_reason, expected_reason, "PostgreSQL {major}: invalidation_reason is 17+");
+    assert!(lost.is_lost() && lost.retained_bytes(sample.current_lsn).is_none(), "PostgreSQL {major}: {lost:?}");
+    assert_eq!(operations.drop_slot(&source, &doomed, false).await, Ok(SlotDrop::Dropped), "PostgreSQL {major}");
     println!(
-        "PostgreSQL {major} ({}): probe, preflight, publication and slot operations ok",
+        "PostgreSQL {major} ({}): probe (slot fields, an invalidated slot), preflight, publication and slot operations ok",
         version.bin_dir.display()
     );
 }

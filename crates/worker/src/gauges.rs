@@ -258,6 +258,7 @@ mod tests {
             conflicting: None,
             inactive_since: None,
             synced: None,
+            invalidation_reason: None,
         }
     }
 

@@ -25,6 +25,7 @@ fn slot(name: &str) -> SlotSample {
         conflicting: None,
         inactive_since: None,
         synced: None,
+        invalidation_reason: None,
     }
 }
 

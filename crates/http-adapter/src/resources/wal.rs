@@ -121,7 +121,11 @@ pub(crate) struct SlotBody {
     /// Since when the slot is inactive (17+; RFC 3339, UTC).
     #[schema(format = DateTime)]
     pub inactive_since: Option<String>,
-    /// Whether the slot can no longer be used: `wal_status` is `lost`, or it is `conflicting`.
+    /// Why PostgreSQL invalidated the slot (17+: `wal_removed`, `rows_removed`,
+    /// `wal_level_insufficient`; 18: also `idle_timeout`); null while valid or before 17.
+    pub invalidation_reason: Option<String>,
+    /// Whether the slot can no longer be used: `wal_status` is `lost`, it is `conflicting`, or
+    /// it has an `invalidation_reason`.
     pub lost: bool,
     /// The pipeline of this source whose `slot_name` this is; null for a slot no pipeline names
     /// (and always in history).
@@ -146,6 +150,7 @@ impl SlotBody {
             safe_wal_size_bytes: slot.safe_wal_size_bytes,
             conflicting: slot.conflicting,
             inactive_since: slot.inactive_since.map(timestamp),
+            invalidation_reason: slot.invalidation_reason.clone(),
             lost,
             pipeline_id: pipeline_id.map(PipelineId::get),
             slot_name: slot.slot_name,

@@ -41,6 +41,7 @@ fn slot(name: &str, slot_type: SlotType, active: bool, restart: Option<u64>, con
         conflicting: None,
         inactive_since: None,
         synced: None,
+        invalidation_reason: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn sample() -> WalSample {
                 conflicting: Some(false),
                 inactive_since: Some(at()),
                 synced: None,
+                invalidation_reason: None,
                 ..slot("rosetta_slot", SlotType::Logical, false, Some(0x16B_0000), Some(0x16B_3000))
             },
             SlotSample {
@@ -91,28 +93,28 @@ fn sample_json() -> Value {
                 "restart_lsn": "0/16B0000", "confirmed_flush_lsn": "0/16B3000",
                 "retained_bytes": 14_152, "confirmed_lag_bytes": 1_864,
                 "wal_status": "reserved", "safe_wal_size_bytes": 1_073_741_824, "conflicting": false,
-                "inactive_since": AT, "lost": false, "pipeline_id": null
+                "inactive_since": AT, "invalidation_reason": null, "lost": false, "pipeline_id": null
             },
             {
                 "slot_name": "replica", "slot_type": "physical", "active": true, "temporary": false,
                 "restart_lsn": "0/16B3700", "confirmed_flush_lsn": null,
                 "retained_bytes": 72, "confirmed_lag_bytes": null,
                 "wal_status": "extended", "safe_wal_size_bytes": null, "conflicting": null,
-                "inactive_since": null, "lost": false, "pipeline_id": null
+                "inactive_since": null, "invalidation_reason": null, "lost": false, "pipeline_id": null
             },
             {
                 "slot_name": "gone", "slot_type": "logical", "active": false, "temporary": false,
                 "restart_lsn": null, "confirmed_flush_lsn": "0/1000000",
                 "retained_bytes": null, "confirmed_lag_bytes": null,
                 "wal_status": "lost", "safe_wal_size_bytes": null, "conflicting": false,
-                "inactive_since": null, "lost": true, "pipeline_id": null
+                "inactive_since": null, "invalidation_reason": null, "lost": true, "pipeline_id": null
             },
             {
                 "slot_name": "conflicted", "slot_type": "logical", "active": false, "temporary": false,
                 "restart_lsn": "0/1000000", "confirmed_flush_lsn": "0/1000000",
                 "retained_bytes": null, "confirmed_lag_bytes": null,
                 "wal_status": "reserved", "safe_wal_size_bytes": null, "conflicting": true,
-                "inactive_since": null, "lost": true, "pipeline_id": null
+                "inactive_since": null, "invalidation_reason": null, "lost": true, "pipeline_id": null
             }
         ]
     })

@@ -108,6 +108,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 conflicting: Some(false),
                 inactive_since: (!all_active).then_some(sampled_at - chrono::Duration::seconds(90)),
                 synced: None,
+                invalidation_reason: None,
             },
             SlotSample {
                 slot_name: "standby_1".into(),
@@ -121,6 +122,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 conflicting: None,
                 inactive_since: None,
                 synced: None,
+                invalidation_reason: None,
             },
             SlotSample {
                 slot_name: "pg_basebackup_1".into(),
@@ -134,6 +136,7 @@ fn sample(sampled_at: Timestamp, current: u64, all_active: bool) -> WalSample {
                 conflicting: None,
                 inactive_since: None,
                 synced: None,
+                invalidation_reason: None,
             },
         ],
     }

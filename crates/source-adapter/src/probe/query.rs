@@ -38,10 +38,10 @@ pub(crate) fn tick_sql(server_version_num: i32, reads_wal_dir: bool) -> String {
         ("NULL::text", "NULL::int8")
     };
     let conflicting = if server_version_num >= 160_000 { "s.conflicting" } else { "NULL::bool" };
-    let (inactive_since, synced) = if server_version_num >= 170_000 {
-        ("s.inactive_since", "s.synced")
+    let (inactive_since, synced, invalidation_reason) = if server_version_num >= 170_000 {
+        ("s.inactive_since", "s.synced", "s.invalidation_reason")
     } else {
-        ("NULL::timestamptz", "NULL::bool")
+        ("NULL::timestamptz", "NULL::bool", "NULL::text")
     };
     // An uncorrelated sub-select in the one-row CTE: evaluated once per tick, not per slot.
     let wal_dir_bytes =
@@ -69,7 +69,8 @@ pub(crate) fn tick_sql(server_version_num: i32, reads_wal_dir: bool) -> String {
                 {safe_wal_size} AS safe_wal_size, \
                 {conflicting} AS conflicting, \
                 {inactive_since} AS inactive_since, \
-                {synced} AS synced \
+                {synced} AS synced, \
+                {invalidation_reason} AS invalidation_reason \
          FROM cur \
          LEFT JOIN pg_replication_slots s \
            ON s.slot_type = 'physical' OR s.database = current_database() \
@@ -115,6 +116,7 @@ pub(crate) fn sample_from_rows(rows: &[Row], sampled_at: Timestamp) -> Result<Wa
             conflicting: column(row, "conflicting")?,
             inactive_since: column(row, "inactive_since")?,
             synced: column(row, "synced")?,
+            invalidation_reason: column(row, "invalidation_reason")?,
             slot_name,
             slot_type,
         });
