@@ -34,7 +34,7 @@ async fn sealed_columns_hold_no_plaintext_and_only_open_in_their_own_row() {
         raw.query_one("SELECT snowflake_private_key_passphrase_sealed FROM destinations", &[]).await.unwrap().get(0);
     for (bytes, plaintext) in [(&sealed, password), (&sealed_passphrase, passphrase)] {
         assert!(!bytes.windows(plaintext.len()).any(|w| w == plaintext.as_bytes()), "plaintext stored");
-        assert_eq!(bytes[0], 1, "format version byte");
+        assert_eq!(bytes[0], 2, "format version byte (2: with the key id)");
     }
     // No text column holds it either (a row as text shows bytea as hex).
     for table in ["sources", "destinations"] {
