@@ -20,7 +20,8 @@ pub enum PgSslMode {
     /// TLS or nothing; the certificate is not checked unless a root certificate is given (then
     /// as `VerifyCa`, as libpq does when a root file exists).
     Require,
-    /// TLS with a certificate chain to a trusted root; the host name is not checked.
+    /// TLS with a certificate chain to `pg_sslrootcert` (required: with the system's roots any
+    /// public CA's certificate would pass); the host name is not checked.
     VerifyCa,
     /// As `VerifyCa`, and the certificate must name the host connected to.
     VerifyFull,

@@ -33,6 +33,12 @@ pub enum TlsSetupError {
     /// The root certificate text holds no certificate rustls accepts.
     #[error("pg_sslrootcert holds no usable certificate: {0}")]
     RootCertificate(String),
+    /// `verify-ca` without a root certificate: any certificate from any public CA would pass (the
+    /// name is not checked), so it is refused, as libpq refuses it.
+    #[error(
+        "verify-ca needs a root certificate (the CA that signed the server's certificate); with the system's roots use verify-full"
+    )]
+    VerifyCaWithoutRoot,
     /// `verify-*` without a root certificate, and the system has no trusted roots.
     #[error("no system root certificates were found; set pg_sslrootcert to the server's CA certificate")]
     NoSystemRoots,
@@ -63,6 +69,9 @@ impl TlsSettings {
     /// mode verifies). The host name checked by `verify-full` is the one tokio-postgres connects
     /// to.
     pub fn new(mode: PgSslMode, root_cert: Option<&PgSslRootCert>) -> Result<Self, TlsSetupError> {
+        if mode == PgSslMode::VerifyCa && root_cert.is_none() {
+            return Err(TlsSetupError::VerifyCaWithoutRoot);
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = if mode.verifies_chain(root_cert.is_some()) {
             let roots = match root_cert {
@@ -280,7 +289,9 @@ mod tests {
         }
         assert_eq!(TlsSettings::new(PgSslMode::Disable, None).map(|s| s.negotiation).ok(), Some(SslMode::Disable));
         assert_eq!(TlsSettings::new(PgSslMode::Prefer, None).map(|s| s.negotiation).ok(), Some(SslMode::Prefer));
-        assert_eq!(TlsSettings::new(PgSslMode::VerifyCa, None).map(|s| s.negotiation).ok(), Some(SslMode::Require));
+        assert_eq!(TlsSettings::new(PgSslMode::VerifyFull, None).map(|s| s.negotiation).ok(), Some(SslMode::Require));
+        // The system's roots without the name check would trust any public CA's certificate.
+        assert_eq!(TlsSettings::new(PgSslMode::VerifyCa, None).err(), Some(TlsSetupError::VerifyCaWithoutRoot));
     }
 
     #[test]

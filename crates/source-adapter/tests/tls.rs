@@ -84,6 +84,11 @@ async fn each_sslmode_against_a_tls_only_server() {
     assert_fails_with(&mismatch, "host name mismatch");
     // verify-ca checks the chain only.
     assert!(negotiated(&source("127.0.0.1", port, PgSslMode::VerifyCa, Some(&ca))).await.unwrap().is_some());
+    // …so it needs its own root: with the system's, any public CA's certificate would pass.
+    assert_fails_with(
+        &negotiated(&source("localhost", port, PgSslMode::VerifyCa, None)).await,
+        "verify-ca needs a root",
+    );
 
     // require: encrypted, no certificate check without roots; with roots, the chain is checked.
     assert!(negotiated(&source("127.0.0.1", port, PgSslMode::Require, None)).await.unwrap().is_some());
