@@ -237,3 +237,100 @@ async fn a_password_that_does_not_decrypt_costs_only_its_own_source() {
     assert!(message.contains(&format!("source {copied}: cannot decrypt pg_password")), "{message}");
     assert!(!message.contains(&format!("source {with_password}:")), "{message}");
 }
+
+/// The `<text>` contents and the polylines (as point lists) of an SVG document.
+fn parse_chart(svg: &str) -> (Vec<String>, Vec<Vec<(f64, f64)>>) {
+    let document = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("not SVG ({e}):\n{svg}"));
+    assert_eq!(document.root_element().tag_name().name(), "svg");
+    let texts = document
+        .descendants()
+        .filter(|node| node.has_tag_name("text"))
+        .filter_map(|node| node.text())
+        .map(|text| text.trim().to_owned())
+        .collect();
+    let lines = document
+        .descendants()
+        .filter(|node| node.has_tag_name("polyline"))
+        .map(|node| {
+            let points = node.attribute("points").unwrap_or_default().split_whitespace();
+            points
+                .filter_map(|pair| pair.split_once(','))
+                .filter_map(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+                .collect()
+        })
+        .collect();
+    (texts, lines)
+}
+
+async fn chart(app: &TestApp, source: i64, query: &str) -> String {
+    let response = app.get(&format!("/api/v1/wal-monitor/sources/{source}/chart.svg?{query}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("image/svg+xml"));
+    response.text().await.expect("body")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chart_draws_recorded_slots_and_keeps_a_spike_when_it_downsamples_many_samples() {
+    let source = start_cluster().await;
+    let admin = superuser(&source).await;
+    admin.execute("SELECT pg_create_logical_replication_slot('idle_cdc', 'test_decoding')", &[]).await.expect("slot");
+    let database = fresh_database().await;
+    let app = TestApp::spawn_with(database.url(), FAST_MONITOR).await;
+    let id = register(&app, "charted", &source).await;
+    poll_until(&app, &format!("/api/v1/metrics/wal?source_id={id}&limit=3"), Duration::from_secs(15), |rows| {
+        rows.as_array().is_some_and(|rows| rows.len() >= 3)
+    })
+    .await;
+
+    // What the monitor recorded: the slot's line, named in the legend, over the last day.
+    let (texts, lines) = parse_chart(&chart(&app, id, "").await);
+    assert!(texts.iter().any(|t| t == "idle_cdc"), "legend: {texts:?}");
+    assert!(texts.iter().any(|t| t == "WAL on disk"), "legend: {texts:?}");
+    assert!(texts.iter().any(|t| t.starts_with("warning ") && t.ends_with("iB")), "default threshold: {texts:?}");
+    assert!(!lines.is_empty());
+
+    // 20 000 samples of another slot over ten hours, ten hours ago, one of them a spike of 7 GiB
+    // among values under 100 MiB: a 400-pixel chart has at most one point per plot pixel, and
+    // its byte axis still reaches the spike (an average would have hidden it).
+    let metadata = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(metadata.1);
+    let start = chrono::Utc::now() - chrono::TimeDelta::hours(20);
+    metadata
+        .0
+        .execute(
+            "WITH rows AS (
+                 SELECT $2::timestamptz + g * interval '1.8 seconds' AS at, g FROM generate_series(1, 20000) g
+             ), history AS (
+                 INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery, current_lsn, slots)
+                 SELECT $1, at, 'IDLE', at, false, g * 8192, '[]' FROM rows
+             )
+             INSERT INTO wal_slot_metrics (source_id, recorded_at, slot_name, retained_bytes)
+             SELECT $1, at, 'synthetic', CASE WHEN g = 12345 THEN 7::int8 << 30 ELSE (g % 100) << 20 END FROM rows",
+            &[&id, &start],
+        )
+        .await
+        .expect("history");
+    let from = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let to = (start + chrono::TimeDelta::hours(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let started = Instant::now();
+    let svg = chart(&app, id, &format!("from={from}&to={to}&width=400&height=240")).await;
+    println!("chart of 20 000 samples: {:?}", started.elapsed());
+    let (texts, lines) = parse_chart(&svg);
+    assert!(texts.iter().any(|t| t == "synthetic"), "legend: {texts:?}");
+    assert!(!texts.iter().any(|t| t == "idle_cdc"), "not sampled in that range: {texts:?}");
+    assert!(texts.iter().any(|t| t == "8.0 GiB"), "the axis reaches the 7 GiB spike: {texts:?}");
+    // Runs of more than two points are the slot's line (dashes and legend samples have two).
+    let drawn: usize = lines.iter().filter(|run| run.len() > 2).map(Vec::len).sum();
+    assert!((100..=400).contains(&drawn), "{drawn} points drawn for 20 000 samples on a 400-pixel chart");
+
+    // A range without samples says so; a source that does not exist is the 404 error body.
+    let (texts, _) = parse_chart(&chart(&app, id, "from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z").await);
+    assert!(texts.iter().any(|t| t == "No samples in this range"), "{texts:?}");
+    let missing = app.get("/api/v1/wal-monitor/sources/999999/chart.svg").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: Value = missing.json().await.expect("JSON");
+    assert_eq!(body["error"], "NotFound");
+    let reversed = app.get(&format!("/api/v1/wal-monitor/sources/{id}/chart.svg?from={to}&to={from}")).await;
+    assert_eq!(reversed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    admin.execute("SELECT pg_drop_replication_slot('idle_cdc')", &[]).await.expect("drop slot");
+}

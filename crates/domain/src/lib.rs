@@ -9,6 +9,7 @@
 
 mod alert;
 mod catalog;
+mod chart;
 mod destination;
 mod ids;
 mod invalid;
@@ -31,6 +32,10 @@ pub use alert::{
     format_bytes, format_seconds,
 };
 pub use catalog::{Publication, PublicationTables, ReplicaIdentity, SourceTable, TableName};
+pub use chart::{
+    ChartHistory, ChartLine, ChartPoint, ChartThresholds, ChartWindow, InvalidChartWindow, SampledBucket, SlotBucket,
+    WalChart,
+};
 pub use destination::{
     Destination, DestinationName, DestinationPatch, NewDestination, SnowflakeAccount, SnowflakeSettings,
 };

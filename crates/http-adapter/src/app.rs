@@ -133,6 +133,7 @@ pub(crate) fn api_scope(
                 .service(wal::wal_history)
                 .service(wal::list_wal_states)
                 .service(wal::get_wal_state)
+                .service(wal::wal_chart)
                 .service(wal::system_history)
                 .service(alerts::list_alerts)
                 .service(alerts::get_alert)

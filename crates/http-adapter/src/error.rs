@@ -391,6 +391,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidInput { field, error } => {
                 Self::validation(vec![FieldError::new(&["body", field], error.kind.code(), error.message)])
             }
+            ServiceError::InvalidQuery { parameter, error } => {
+                Self::validation(vec![FieldError::new(&["query", parameter], error.kind.code(), error.message)])
+            }
             ServiceError::Refused(reason) => {
                 Self::new(StatusCode::CONFLICT, "Conflict", reason, ErrorDetails::Empty(NoDetails {}))
             }

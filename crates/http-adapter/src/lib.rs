@@ -14,6 +14,7 @@
 //! the other mounts, and stops the returned server itself (signals are not handled here).
 
 mod app;
+mod chart;
 mod error;
 mod input;
 mod middleware;

@@ -62,6 +62,15 @@ pub enum ServiceError {
         /// What is wrong with it.
         error: rosetta_domain::InvalidValue,
     },
+    /// A query parameter breaks a rule that only the use case can check (a range against the
+    /// clock): an input error on that parameter.
+    #[error("{parameter}: {error}")]
+    InvalidQuery {
+        /// The query parameter at fault.
+        parameter: &'static str,
+        /// What is wrong with it.
+        error: rosetta_domain::InvalidValue,
+    },
     /// The request cannot be done in the current state (a consumer is attached to the slot, a
     /// started pipeline uses the publication); the text says why and what to do.
     #[error("{0}")]

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    PageLimit, SourceConnection, SourceId, SourceWalState, SystemSample, Timestamp, WalMonitorStatus, WalSample,
+    ChartHistory, ChartWindow, PageLimit, SourceConnection, SourceId, SourceWalState, SystemSample, Timestamp,
+    WalMonitorStatus, WalSample,
 };
 
 use crate::jobs::LeaseOwner;
@@ -121,8 +122,31 @@ pub trait WalMetricsRepository: Send + Sync {
     /// History rows, newest first.
     async fn history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, RepositoryError>;
 
+    /// `source_id`'s history in `window` (rows recorded at `from` and `to` included), aggregated
+    /// per bucket of the window ([`ChartWindow::bucket_of`]): per bucket with any attempt, how
+    /// many succeeded and failed and the largest WAL on disk; per slot and bucket it was sampled
+    /// in, the largest WAL it retained (`None` while it was lost). Maxima, never averages, so a
+    /// spike survives any downsampling. Errors: `NotFound` for an unknown source.
+    async fn chart_history(&self, source_id: SourceId, window: ChartWindow) -> Result<ChartHistory, RepositoryError>;
+
     /// Deletes at most `batch` history rows recorded before `cutoff`; returns how many.
     async fn delete_history_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError>;
+}
+
+/// Which part of a source's history a chart shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChartRequest {
+    /// Where it starts; default: a day before `to`.
+    pub from: Option<Timestamp>,
+    /// Where it ends; default: now.
+    pub to: Option<Timestamp>,
+    /// At most this many points per line.
+    pub points: u32,
+}
+
+impl ChartRequest {
+    /// The range shown when `from` is not given: the last day.
+    pub const DEFAULT_SPAN: chrono::TimeDelta = chrono::TimeDelta::days(1);
 }
 
 /// Stores host CPU / memory / swap samples.
@@ -202,6 +226,15 @@ pub trait WalMonitorService: Send + Sync {
     async fn get_wal_state(&self, source_id: SourceId) -> Result<Option<WalReport>, crate::inbound::ServiceError>;
     /// WAL history, newest first.
     async fn wal_history(&self, query: WalHistoryQuery) -> Result<Vec<WalHistoryEntry>, crate::inbound::ServiceError>;
+    /// The WAL chart of one source: retained WAL per slot and WAL on disk over the requested
+    /// range, downsampled to `points` buckets, with the source's `slot_retained_bytes`
+    /// thresholds. Errors: `NotFound`; `InvalidQuery` for a range that ends before it starts,
+    /// spans too long, or too many points.
+    async fn wal_chart(
+        &self,
+        source_id: SourceId,
+        request: ChartRequest,
+    ) -> Result<rosetta_domain::WalChart, crate::inbound::ServiceError>;
     /// Host history, newest first.
     async fn system_history(
         &self,

@@ -15,20 +15,20 @@ use async_trait::async_trait;
 use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use rosetta_domain::{SourceId, SourceWalState, Timestamp};
+use rosetta_domain::{ChartHistory, ChartWindow, SampledBucket, SlotBucket, SourceId, SourceWalState, Timestamp};
 use rosetta_ports::EntityKind;
 use rosetta_ports::jobs::{LeaseOwner, Next, Queue};
 use rosetta_ports::outbound::RepositoryError;
 use rosetta_ports::wal::{SampleOutcome, WalHistoryEntry, WalHistoryQuery, WalMetricsRepository};
 use serde_json::Value;
 
-use crate::error::{Failure, not_found};
+use crate::error::{Failure, StoredRow, not_found};
 use crate::lease::{ASYNC_COMMIT, complete_in};
 use crate::schema::{sources, wal_metrics, wal_monitor};
 use crate::store::PostgresStore;
-use crate::wal_rows::{HistoryRow, SampleColumns, StateRow};
+use crate::wal_rows::{HistoryRow, SampleColumns, StateRow, to_bigint};
 
 /// Locks the outcomes' sources (`$1`) against deletion until commit, in id order (see the
 /// module's lock order). Deleted sources are simply not returned.
@@ -36,7 +36,8 @@ const LOCK_SOURCES: &str = "SELECT id FROM sources WHERE id = ANY($1) ORDER BY i
 
 /// Stores a batch of outcomes in one statement: `$1`–`$10` are parallel arrays (one element
 /// per outcome), `$11` the sources whose lease the recorder completed (the others' outcomes are
-/// not its to record).
+/// not its to record), `$12`–`$14` parallel arrays of the samples' slots (the outcome's
+/// 1-based position, the slot, what it retained) for `wal_slot_metrics`.
 ///
 /// * `latest` keeps one outcome per source (the latest attempt; the later one in the batch on
 ///   a tie), so a batch with a source twice still updates its row once.
@@ -66,6 +67,12 @@ WITH input AS (
     FROM latest l
     WHERE w.source_id = l.source_id AND l.source_id = ANY($11)
     RETURNING w.source_id
+), slot_history AS (
+    INSERT INTO wal_slot_metrics (source_id, recorded_at, slot_name, retained_bytes)
+    SELECT i.source_id, i.attempted_at, s.slot_name, s.retained_bytes
+    FROM unnest($12::int8[], $13::text[], $14::int8[]) AS s (ord, slot_name, retained_bytes)
+    JOIN input i ON i.ord = s.ord
+    WHERE i.source_id IN (SELECT source_id FROM updated)
 )
 INSERT INTO wal_metrics (source_id, recorded_at, status, sampled_at, in_recovery, current_lsn,
                          wal_dir_bytes, size_bytes, slots, error)
@@ -80,13 +87,75 @@ RETURNING source_id";
 /// The ids are collected into an array so the delete itself is a primary-key lookup (a plain
 /// `id IN (subquery)` is planned as a hash semi-join over the whole table). SKIP LOCKED lets
 /// several processes apply retention at once without waiting for each other's batches.
+///
+/// The slots of the deleted rows go with them: every `wal_slot_metrics` row before `$1` and
+/// not after the newest deleted row (rows of one instant are written together).
 const DELETE_HISTORY_BEFORE: &str = "\
-DELETE FROM wal_metrics WHERE id = ANY(ARRAY(
-    SELECT id FROM wal_metrics WHERE recorded_at < $1
-    ORDER BY recorded_at, id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-))";
+WITH doomed AS (
+    DELETE FROM wal_metrics WHERE id = ANY(ARRAY(
+        SELECT id FROM wal_metrics WHERE recorded_at < $1
+        ORDER BY recorded_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING recorded_at
+), slots AS (
+    DELETE FROM wal_slot_metrics
+    WHERE recorded_at < $1 AND recorded_at <= (SELECT max(recorded_at) FROM doomed)
+)
+SELECT count(*) AS count FROM doomed";
+
+/// One source's history in a window, aggregated per bucket (`$1` source, `$2`/`$3` from/to,
+/// `$4` buckets, `$5` the span in seconds): a `source` row when the source exists, a `sample`
+/// row per bucket with attempts, a `slot` row per slot and bucket. The bucket is
+/// `ChartWindow::bucket_of`'s formula. Both scans are index-only range scans of one source.
+const CHART_HISTORY: &str = "\
+WITH samples AS (
+    SELECT LEAST(floor(extract(epoch FROM recorded_at - $2)::float8 * $4 / $5)::int4, $4 - 1) AS bucket,
+           count(*) FILTER (WHERE status <> 'ERROR') AS succeeded,
+           count(*) FILTER (WHERE status = 'ERROR') AS failed,
+           max(wal_dir_bytes) AS bytes
+    FROM wal_metrics
+    WHERE source_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
+    GROUP BY 1
+), slots AS (
+    SELECT LEAST(floor(extract(epoch FROM recorded_at - $2)::float8 * $4 / $5)::int4, $4 - 1) AS bucket,
+           slot_name, max(retained_bytes) AS bytes
+    FROM wal_slot_metrics
+    WHERE source_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
+    GROUP BY 1, 2
+)
+SELECT 'source' AS kind, NULL::int4 AS bucket, NULL::text AS slot_name, NULL::int8 AS succeeded,
+       NULL::int8 AS failed, NULL::int8 AS bytes
+FROM sources WHERE id = $1
+UNION ALL
+SELECT 'sample', bucket, NULL, succeeded, failed, bytes FROM samples
+UNION ALL
+SELECT 'slot', bucket, slot_name, NULL, NULL, bytes FROM slots";
+
+/// A row of [`CHART_HISTORY`].
+#[derive(Debug, QueryableByName)]
+struct ChartRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    bucket: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    slot_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    succeeded: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    failed: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    bytes: Option<i64>,
+}
+
+/// A count.
+#[derive(Debug, QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
 
 /// A recorded source id.
 #[derive(Debug, QueryableByName)]
@@ -108,17 +177,25 @@ struct OutcomeArrays {
     size_bytes: Vec<Option<i64>>,
     slots: Vec<Option<Value>>,
     error: Vec<Option<String>>,
+    slot_outcome: Vec<i64>,
+    slot_name: Vec<String>,
+    slot_retained_bytes: Vec<Option<i64>>,
 }
 
 impl OutcomeArrays {
     fn new(outcomes: Vec<SampleOutcome>) -> Result<Self, serde_json::Error> {
         let mut arrays = Self::default();
-        for outcome in outcomes {
+        for (position, outcome) in (1..).zip(outcomes) {
             arrays.source_id.push(outcome.source_id.get());
             arrays.attempted_at.push(outcome.attempted_at);
             match outcome.result {
                 Ok(sample) => {
                     let columns = SampleColumns::new(&sample)?;
+                    for slot in &sample.slots {
+                        arrays.slot_outcome.push(position);
+                        arrays.slot_name.push(slot.slot_name.clone());
+                        arrays.slot_retained_bytes.push(slot.retained_bytes(sample.current_lsn).map(to_bigint));
+                    }
                     arrays.status.push(sample.status().as_str());
                     arrays.sampled_at.push(Some(columns.sampled_at));
                     arrays.in_recovery.push(Some(columns.in_recovery));
@@ -215,6 +292,9 @@ impl WalMetricsRepository for PostgresWalMetricsRepository {
                     .bind::<Array<Nullable<Jsonb>>, _>(&arrays.slots)
                     .bind::<Array<Nullable<Text>>, _>(&arrays.error)
                     .bind::<Array<BigInt>, _>(&completed)
+                    .bind::<Array<BigInt>, _>(&arrays.slot_outcome)
+                    .bind::<Array<Text>, _>(&arrays.slot_name)
+                    .bind::<Array<Nullable<BigInt>>, _>(&arrays.slot_retained_bytes)
                     .load::<RecordedRow>(conn)
                     .await?;
                 Ok(rows)
@@ -283,11 +363,62 @@ impl WalMetricsRepository for PostgresWalMetricsRepository {
         let result = diesel::sql_query(DELETE_HISTORY_BEFORE)
             .bind::<Timestamptz, _>(cutoff)
             .bind::<BigInt, _>(i64::from(batch))
-            .execute(&mut conn)
+            .get_result::<CountRow>(&mut conn)
             .await;
         let deleted = self.store.settle(conn, result.map_err(Failure::from)).await?;
-        Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+        Ok(u64::try_from(deleted.count).unwrap_or(0))
     }
+
+    async fn chart_history(&self, source_id: SourceId, window: ChartWindow) -> Result<ChartHistory, RepositoryError> {
+        let buckets = i32::try_from(window.buckets()).map_err(|e| RepositoryError::Unexpected(Box::new(e)))?;
+        let mut conn = self.store.connection().await?;
+        let result = diesel::sql_query(CHART_HISTORY)
+            .bind::<BigInt, _>(source_id.get())
+            .bind::<Timestamptz, _>(window.from())
+            .bind::<Timestamptz, _>(window.to())
+            .bind::<Integer, _>(buckets)
+            .bind::<Double, _>(window.span_seconds())
+            .load::<ChartRow>(&mut conn)
+            .await;
+        let rows = self.store.settle(conn, result.map_err(Failure::from)).await?;
+        chart_history(source_id, window, rows)
+    }
+}
+
+/// The history of [`CHART_HISTORY`]'s rows; a row that breaks the window or the byte rules is
+/// corrupt data, named by source.
+fn chart_history(
+    source_id: SourceId,
+    window: ChartWindow,
+    rows: Vec<ChartRow>,
+) -> Result<ChartHistory, RepositoryError> {
+    let corrupt = |problem: &str| {
+        StoredRow::new("the chart history of source", source_id.get()).invalid("retained_bytes", problem)
+    };
+    let mut exists = false;
+    let mut history = ChartHistory { window, samples: Vec::new(), slots: Vec::new() };
+    for row in rows {
+        let bucket = || row.bucket.and_then(|b| u32::try_from(b).ok()).filter(|b| *b < window.buckets());
+        let bytes = row.bytes.map(|bytes| u64::try_from(bytes).map_err(|_| corrupt("negative bytes"))).transpose()?;
+        match row.kind.as_str() {
+            "source" => exists = true,
+            "sample" => history.samples.push(SampledBucket {
+                bucket: bucket().ok_or_else(|| corrupt("bucket outside the window"))?,
+                succeeded: row.succeeded.and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX),
+                failed: row.failed.and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX),
+                wal_dir_bytes: bytes,
+            }),
+            _ => history.slots.push(SlotBucket {
+                slot_name: row.slot_name.clone().ok_or_else(|| corrupt("slot without a name"))?,
+                bucket: bucket().ok_or_else(|| corrupt("bucket outside the window"))?,
+                retained_bytes: bytes,
+            }),
+        }
+    }
+    if !exists {
+        return Err(RepositoryError::NotFound { entity: EntityKind::Source, id: source_id.get() });
+    }
+    Ok(history)
 }
 
 /// Plans of the statements above on a table large enough for the planner to prefer a
@@ -338,7 +469,17 @@ mod tests {
         .execute(&mut conn)
         .await
         .unwrap();
-        diesel::sql_query("ANALYZE wal_metrics").execute(&mut conn).await.unwrap();
+        // Two slots per sample, as the recorder writes them.
+        diesel::sql_query(
+            "INSERT INTO wal_slot_metrics (source_id, recorded_at, slot_name, retained_bytes)
+             SELECT m.source_id, m.recorded_at, 'slot_' || n, m.size_bytes * n
+             FROM wal_metrics m, generate_series(1, 2) n",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query("VACUUM ANALYZE wal_metrics").execute(&mut conn).await.unwrap();
+        diesel::sql_query("VACUUM ANALYZE wal_slot_metrics").execute(&mut conn).await.unwrap();
         let enable_seqscan = diesel::select(diesel::dsl::sql::<Text>("current_setting('enable_seqscan')"))
             .get_result::<String>(&mut conn)
             .await
@@ -374,6 +515,20 @@ mod tests {
         println!("retention:\n{explained}");
         assert!(explained.contains("wal_metrics_recorded_at_idx"), "{explained}");
         assert!(explained.contains("Index Scan using wal_metrics_pkey"), "{explained}");
+        assert!(!explained.contains("Seq Scan"), "{explained}");
+
+        // A chart of one source over its whole history is a range scan of one index per table.
+        let chart = diesel::sql_query(CHART_HISTORY)
+            .bind::<BigInt, _>(50_i64)
+            .bind::<Timestamptz, _>(day(0))
+            .bind::<Timestamptz, _>(day(4))
+            .bind::<Integer, _>(800)
+            .bind::<Double, _>(4.0 * 86_400.0);
+        let explained = plan(&mut conn, chart).await;
+        println!("chart:\n{explained}");
+        assert!(explained.contains("Index Only Scan using wal_metrics_source_recorded_at_idx"), "{explained}");
+        // Index-only or a bitmap over the same index, as the planner prices the heap pages.
+        assert!(explained.contains("wal_slot_metrics_chart_idx"), "{explained}");
         assert!(!explained.contains("Seq Scan"), "{explained}");
 
         // And the repository itself returns that source's rows in the range, newest first.

@@ -593,6 +593,8 @@ impl ServiceWiring {
                 Arc::new(PostgresWalMetricsRepository::new(store.clone())),
                 Arc::new(PostgresSystemMetricsRepository::new(store.clone())),
                 pipelines,
+                Arc::new(PostgresAlertStore::new(store.clone())),
+                Arc::clone(clock),
             )),
             source_operations: Arc::new(operator.clone()),
             slots: Arc::new(operator.clone()),

@@ -8,15 +8,19 @@ use rosetta_domain::{
     Lsn, PageLimit, PipelineId, SlotSample, SlotType, SourceId, SystemSample, Timestamp, WalMonitorStatus, WalSample,
     WalStatus,
 };
-use rosetta_ports::wal::{SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery, WalMonitorService, WalReport};
+use rosetta_ports::wal::{
+    ChartRequest, SystemHistoryQuery, WalHistoryEntry, WalHistoryQuery, WalMonitorService, WalReport,
+};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{id_path, timestamp};
+use crate::chart::{ChartSize, render_svg};
 use crate::error::{ApiError, ErrorBody};
 use crate::input::path::Path;
 use crate::input::query::{Query, QueryFields, QueryInput, described_query};
+use crate::input::{Problem, TextInput, integer_schema, parse_integer};
 
 /// How a source looks to the WAL monitor.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -357,7 +361,54 @@ impl QueryInput for SystemHistoryParams {
     }
 }
 
-described_query!(WalHistoryParams, SystemHistoryParams);
+/// A chart dimension in pixels, `MIN` to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pixels<const MIN: u32, const MAX: u32>(pub u32);
+
+impl<const MIN: u32, const MAX: u32> TextInput for Pixels<MIN, MAX> {
+    fn schema() -> utoipa::openapi::schema::Object {
+        integer_schema(Some(i64::from(MIN)), Some(i64::from(MAX)))
+    }
+    fn parse(raw: &str) -> Result<Self, Problem> {
+        let value = parse_integer(raw)?;
+        if value < i64::from(MIN) {
+            Err(Problem::new("greater_than_equal", format!("Input should be greater than or equal to {MIN}")))
+        } else if value > i64::from(MAX) {
+            Err(Problem::new("less_than_equal", format!("Input should be less than or equal to {MAX}")))
+        } else {
+            Ok(Self(u32::try_from(value).unwrap_or(MAX)))
+        }
+    }
+}
+
+/// The query of `GET /wal-monitor/sources/{source_id}/chart.svg`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChartParams {
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    size: ChartSize,
+}
+
+impl QueryInput for ChartParams {
+    fn read(q: &mut QueryFields) -> Option<Self> {
+        let from = q.optional::<Timestamp>(
+            "from",
+            "Start of the range (RFC 3339 with an offset; send `+` as `%2B`); default: a day before `to`. \
+             Must be before `to`; the range may span at most 400 days.",
+        );
+        let to = q.optional::<Timestamp>("to", "End of the range (RFC 3339 with an offset); default: now.");
+        let width = q.defaulted(
+            "width",
+            "Width in pixels; each line has at most one point per pixel of the plot (the maximum of its bucket).",
+            Pixels::<320, 4_000>(800),
+            json!(800),
+        );
+        let height = q.defaulted("height", "Height in pixels.", Pixels::<160, 2_000>(320), json!(320));
+        Some(Self { from, to, size: ChartSize { width: width?.0, height: height?.0 } })
+    }
+}
+
+described_query!(WalHistoryParams, SystemHistoryParams, ChartParams);
 id_path!(
     /// `/wal-monitor/sources/{source_id}`.
     WalSourcePath(SourceId),
@@ -417,6 +468,42 @@ pub(crate) async fn get_wal_state(
         None => SourceWalStateBody::not_sampled(source_id),
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// A chart of one source's WAL as SVG: retained WAL per slot (one line each, named in the
+/// legend) and WAL on disk over the range, byte axis in binary units, time axis in UTC, the
+/// `slot_retained_bytes` thresholds as dashed lines, gaps (shaded) where samples failed. Each line
+/// is downsampled in the database to at most one point per pixel, keeping each bucket's maximum,
+/// so a spike is never averaged away. A range without samples draws an empty chart saying so.
+#[utoipa::path(
+    tag = "wal-monitor",
+    params(WalSourcePath, ChartParams),
+    responses(
+        (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 422, description = "Invalid id, `from`, `to`, `width` or `height`, or `from` not before `to`",
+            body = ErrorBody),
+    )
+)]
+#[get("/wal-monitor/sources/{source_id}/chart.svg")]
+pub(crate) async fn wal_chart(
+    wal: web::Data<dyn WalMonitorService>,
+    path: Path<WalSourcePath>,
+    query: Query<ChartParams>,
+) -> Result<HttpResponse, ApiError> {
+    let source_id = path.0.0;
+    let params = query.0;
+    let request = ChartRequest { from: params.from, to: params.to, points: params.size.points() };
+    let chart = wal.wal_chart(source_id, request).await?;
+    let title = format!("Source {source_id}: retained WAL per slot and WAL on disk");
+    let svg = render_svg(&chart, params.size, &title).map_err(|error| {
+        tracing::error!(error = %error, "chart drawing failed");
+        ApiError::internal()
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(svg))
 }
 
 /// Host CPU, memory and swap history, newest first.

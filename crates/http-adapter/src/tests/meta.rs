@@ -116,7 +116,7 @@ async fn head_is_served_wherever_get_is() {
 }
 
 /// Every route of the API, with the prefix.
-const ROUTES: [(&str, &str); 56] = [
+const ROUTES: [(&str, &str); 57] = [
     ("/health", "get"),
     ("/openapi.json", "get"),
     ("/docs", "get"),
@@ -146,6 +146,7 @@ const ROUTES: [(&str, &str); 56] = [
     ("/api/v1/metrics/wal", "get"),
     ("/api/v1/wal-monitor", "get"),
     ("/api/v1/wal-monitor/sources/{source_id}", "get"),
+    ("/api/v1/wal-monitor/sources/{source_id}/chart.svg", "get"),
     ("/api/v1/metrics/system", "get"),
     ("/api/v1/alerts", "get"),
     ("/api/v1/alerts/{id}", "get"),

@@ -1,6 +1,7 @@
 //! Handler tests: the whole app (middleware, routes, error mapping) against mocked inbound ports,
 //! through `actix_web::test`. No database.
 
+mod chart;
 mod composition;
 mod meta;
 mod resources;

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    CleanupKind, CleanupTask, CleanupTaskId, Destination, DestinationId, DestinationPatch, NewDestination, NewPipeline,
-    NewSource, Page, PageRequest, Patch, Pipeline, PipelineDetails, PipelineId, PipelineMetadata, PipelinePatch,
-    PipelineSummary, SlotName, Source, SourceConnection, SourceId, SourcePatch, SourceWalState, SystemSample,
-    Timestamp, Transition, WalMonitorStatus,
+    ChartHistory, ChartWindow, CleanupKind, CleanupTask, CleanupTaskId, Destination, DestinationId, DestinationPatch,
+    NewDestination, NewPipeline, NewSource, Page, PageRequest, Patch, Pipeline, PipelineDetails, PipelineId,
+    PipelineMetadata, PipelinePatch, PipelineSummary, SampledBucket, SlotBucket, SlotName, Source, SourceConnection,
+    SourceId, SourcePatch, SourceWalState, SystemSample, Timestamp, Transition, WalMonitorStatus,
 };
 
 use crate::EntityKind;
@@ -770,6 +770,38 @@ impl WalMetricsRepository for InMemoryStore {
             .collect();
         rows.sort_by(|(a_row, a), (b_row, b)| (b.recorded_at, b_row).cmp(&(a.recorded_at, a_row)));
         Ok(rows.into_iter().take(query.limit.get() as usize).map(|(_, e)| e.clone()).collect())
+    }
+
+    async fn chart_history(&self, source_id: SourceId, window: ChartWindow) -> Result<ChartHistory, RepositoryError> {
+        let state = self.lock()?;
+        if !state.sources.contains_key(&source_id) {
+            return Err(RepositoryError::NotFound { entity: EntityKind::Source, id: source_id.get() });
+        }
+        let mut samples: BTreeMap<u32, SampledBucket> = BTreeMap::new();
+        let mut slots: BTreeMap<(String, u32), Option<u64>> = BTreeMap::new();
+        for (_, entry) in state.wal_history.iter().filter(|(_, e)| e.source_id == source_id) {
+            let Some(bucket) = window.bucket_of(entry.recorded_at) else { continue };
+            let counts =
+                samples.entry(bucket).or_insert(SampledBucket { bucket, succeeded: 0, failed: 0, wal_dir_bytes: None });
+            let Some(sample) = &entry.sample else {
+                counts.failed += 1;
+                continue;
+            };
+            counts.succeeded += 1;
+            counts.wal_dir_bytes = counts.wal_dir_bytes.max(sample.wal_dir_bytes);
+            for slot in &sample.slots {
+                let held = slots.entry((slot.slot_name.clone(), bucket)).or_insert(None);
+                *held = (*held).max(slot.retained_bytes(sample.current_lsn));
+            }
+        }
+        Ok(ChartHistory {
+            window,
+            samples: samples.into_values().collect(),
+            slots: slots
+                .into_iter()
+                .map(|((slot_name, bucket), retained_bytes)| SlotBucket { slot_name, bucket, retained_bytes })
+                .collect(),
+        })
     }
 
     async fn delete_history_before(&self, cutoff: Timestamp, batch: u32) -> Result<u64, RepositoryError> {

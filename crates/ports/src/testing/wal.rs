@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rosetta_domain::{
-    Lsn, PageLimit, SlotSample, SlotType, SourceId, SourceWalState, SystemSample, Timestamp, WalMonitorStatus,
-    WalSample, WalStatus,
+    ChartWindow, Lsn, PageLimit, SampledBucket, SlotBucket, SlotSample, SlotType, SourceId, SourceWalState,
+    SystemSample, Timestamp, WalMonitorStatus, WalSample, WalStatus,
 };
 
 use super::fixtures::{fixed_time, new_source};
@@ -519,6 +519,83 @@ contract! { $ wal_store_contract_tests, testing::wal, WalStoreFactory:
             ok!(case, store.wal.latest(ids[0])).and_then(|s| s.last_attempt_at),
             Some(at(7)),
             "[{case}] retention leaves the latest state alone"
+        );
+    }
+
+    /// wal: chart history keeps each bucket's maxima and counts, within the window, per source.
+    async fn wal_chart_history_keeps_each_buckets_maxima_and_counts_within_the_window(factory) {
+        let case = "wal: chart history keeps each bucket's maxima and counts, within the window, per source";
+        let store = factory.fresh().await;
+        let ids = create_sources(case, &store, &["charted", "other"]).await;
+        let (charted, other) = (ids[0], ids[1]);
+        let window = ChartWindow::new(at(0), at(100), 10).unwrap_or_else(|e| panic!("[{case}] window: {e}"));
+        let with_wal_dir = |t: i64, current: u64, wal_dir: Option<u64>| {
+            let mut sample = sample(at(t), current, false);
+            sample.wal_dir_bytes = wal_dir;
+            sample
+        };
+        // Bucket 0: two samples (the second a spike) and a failure; bucket 2: only a failure;
+        // bucket 4: a sample that could not read pg_wal; `to` itself falls in bucket 9.
+        tick(case, &store, at(-1), vec![success(charted, at(-1), with_wal_dir(-1, 90_000, Some(1)))]).await;
+        tick(case, &store, at(1), vec![success(charted, at(1), with_wal_dir(1, 1_000, Some(7 << 20)))]).await;
+        tick(case, &store, at(3), vec![success(charted, at(3), with_wal_dir(3, 3_000, Some(5 << 20)))]).await;
+        tick(case, &store, at(5), vec![failure(charted, at(5), "cannot connect")]).await;
+        tick(case, &store, at(25), vec![failure(charted, at(25), "cannot connect")]).await;
+        tick(case, &store, at(45), vec![success(charted, at(45), with_wal_dir(45, 2_000, None))]).await;
+        tick(
+            case,
+            &store,
+            at(100),
+            vec![
+                success(charted, at(100), with_wal_dir(100, 4_000, Some(9 << 20))),
+                success(other, at(100), with_wal_dir(100, 80_000, Some(1))),
+            ],
+        )
+        .await;
+        tick(case, &store, at(101), vec![success(charted, at(101), with_wal_dir(101, 70_000, Some(1)))]).await;
+
+        let mut history = ok!(case, store.wal.chart_history(charted, window));
+        assert_eq!(history.window, window, "[{case}] window");
+        history.samples.sort_by_key(|bucket| bucket.bucket);
+        assert_eq!(
+            history.samples,
+            vec![
+                SampledBucket { bucket: 0, succeeded: 2, failed: 1, wal_dir_bytes: Some(7 << 20) },
+                SampledBucket { bucket: 2, succeeded: 0, failed: 1, wal_dir_bytes: None },
+                SampledBucket { bucket: 4, succeeded: 1, failed: 0, wal_dir_bytes: None },
+                SampledBucket { bucket: 9, succeeded: 1, failed: 0, wal_dir_bytes: Some(9 << 20) },
+            ],
+            "[{case}] samples per bucket"
+        );
+        history.slots.sort_by(|a, b| (a.bucket, &a.slot_name).cmp(&(b.bucket, &b.slot_name)));
+        let slot = |name: &str, bucket, retained_bytes| SlotBucket { slot_name: name.to_owned(), bucket, retained_bytes };
+        assert_eq!(
+            history.slots,
+            vec![
+                // cdc_orders retains current / 2: the spike (3 000 → 1 500) is the bucket's value.
+                slot("cdc_orders", 0, Some(1_500)),
+                slot("pg_basebackup_1", 0, Some(0)),
+                slot("standby_1", 0, None),
+                slot("cdc_orders", 4, Some(1_000)),
+                slot("pg_basebackup_1", 4, Some(0)),
+                slot("standby_1", 4, None),
+                slot("cdc_orders", 9, Some(2_000)),
+                slot("pg_basebackup_1", 9, Some(0)),
+                slot("standby_1", 9, None),
+            ],
+            "[{case}] slots per bucket (a lost slot holds nothing)"
+        );
+
+        let empty = ChartWindow::new(at(200), at(300), 10).unwrap_or_else(|e| panic!("[{case}] window: {e}"));
+        let nothing = ok!(case, store.wal.chart_history(charted, empty));
+        assert!(nothing.samples.is_empty() && nothing.slots.is_empty(), "[{case}] an empty range: {nothing:?}");
+        let missing = SourceId::new(other.get() + 1_000);
+        assert!(
+            matches!(
+                store.wal.chart_history(missing, window).await,
+                Err(RepositoryError::NotFound { entity: EntityKind::Source, .. })
+            ),
+            "[{case}] an unknown source"
         );
     }
 
