@@ -157,6 +157,14 @@ try {
   await pipelineRow.getByTestId('pipeline-start').click();
   await eventually('the pipeline to start', async () => (await api(`/pipelines/${env('PIPELINE_ID')}`)).status === 'START');
 
+  step('a pipeline is renamed through its edit form');
+  await pipelineRow.getByTestId('pipeline-edit').click();
+  const pipelineForm = page.getByTestId('pipeline-form');
+  await pipelineForm.locator('[name="name"]').fill('renamed-in-console');
+  await pipelineForm.getByRole('button', { name: 'Save' }).click();
+  await page.getByTestId('pipelines-table').waitFor();
+  await eventually('the new name', async () => (await api(`/pipelines/${env('PIPELINE_ID')}`)).name === 'renamed-in-console');
+
   step('an alert is acknowledged');
   await page.getByTestId('nav-alerts').click();
   const alertItem = page.getByTestId('alerts-list').first().locator(`li[data-alert-id="${env('ALERT_ID')}"]`);

@@ -53,11 +53,7 @@ pub struct ApiReport {
 
 /// Runs the API benchmark.
 pub async fn run(settings: &Settings) -> Result<ApiReport> {
-    let cluster = db::cluster(&[("max_connections", "200")]).await?;
-    let admin = db::connect(&cluster, "postgres").await?;
-    admin.batch_execute("CREATE DATABASE rosetta").await?;
-    let postgres_version = db::scalar(&admin, "SHOW server_version").await?;
-    let postmasters: Vec<u32> = cluster.postmaster_pid().and_then(|pid| u32::try_from(pid).ok()).into_iter().collect();
+    let (cluster, postgres_version, postmasters) = db::metadata_cluster().await?;
 
     let launcher = Launcher::new(settings, cluster.url("rosetta"));
     // Default settings: 2 HTTP workers, the WAL monitor on. Its sources point at a port nothing

@@ -22,6 +22,17 @@ pub async fn cluster(settings: &[(&str, &str)]) -> Result<PgCluster> {
         .context("starting a PostgreSQL cluster")
 }
 
+/// A metadata cluster with an empty `rosetta` database: the cluster, its server version and its
+/// postmaster's pid (for the CPU split).
+pub async fn metadata_cluster() -> Result<(PgCluster, String, Vec<u32>)> {
+    let cluster = cluster(&[("max_connections", "200")]).await?;
+    let admin = connect(&cluster, "postgres").await?;
+    admin.batch_execute("CREATE DATABASE rosetta").await?;
+    let version = scalar(&admin, "SHOW server_version").await?;
+    let postmasters = cluster.postmaster_pid().and_then(|pid| u32::try_from(pid).ok()).into_iter().collect();
+    Ok((cluster, version, postmasters))
+}
+
 /// A connection to `database` of `cluster`, its I/O on a task of its own.
 pub async fn connect(cluster: &PgCluster, database: &str) -> Result<tokio_postgres::Client> {
     let (client, connection) = tokio_postgres::connect(&cluster.url(database), NoTls)

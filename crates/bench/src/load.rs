@@ -193,3 +193,35 @@ pub fn request(method: &str, path: &str, api_key: &str, json: Option<String>) ->
     // Only the bench builds these, from a method and a path it wrote itself.
     result.unwrap_or_else(|error| panic!("a malformed bench request {method} {path}: {error}"))
 }
+
+/// One measured run per concurrency of `settings` (each after its warm-up), with the CPU split
+/// of each, checking that `server` survived; `label` names them in the progress lines.
+pub async fn runs(
+    settings: &crate::settings::Settings,
+    server: &mut crate::server::Server,
+    postmasters: &[u32],
+    make: &MakeRequest,
+    label: &str,
+) -> anyhow::Result<Vec<(LoadFigures, crate::procfs::CpuShares)>> {
+    let mut measured = Vec::new();
+    for &concurrency in &settings.concurrencies {
+        if !settings.warmup.is_zero() {
+            run(server.address, concurrency, settings.warmup, Arc::clone(make)).await?;
+        }
+        let meter = crate::procfs::CpuMeter::start(Some(server.pid()), postmasters);
+        let figures = run(server.address, concurrency, settings.duration, Arc::clone(make)).await?;
+        let cpu = meter.shares();
+        server.check_alive(&format!("the {label} runs"))?;
+        eprintln!(
+            "bench: {label} c={concurrency}: {:.0} req/s, p50 {}, p99 {}, non-2xx {}, errors {}; idle {}",
+            figures.rps,
+            crate::report::ms(figures.p50_ms),
+            crate::report::ms(figures.p99_ms),
+            figures.non_2xx,
+            figures.errors,
+            crate::report::pct(cpu.idle)
+        );
+        measured.push((figures, cpu));
+    }
+    Ok(measured)
+}

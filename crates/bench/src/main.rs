@@ -8,6 +8,8 @@
 //!   monitor's first (cold) tick and steady ticks; 8 000 more sources and the steady tick and
 //!   memory at 9 000; then 10 M history rows and the history route and statement at 4 and 32
 //!   clients.
+//! - **console**: `chart.svg` of a 30-day range at 10 M history rows at 4 and 32 clients, and
+//!   the overview's three API calls with 1 000 sources.
 //!
 //! Writes `report.json` (every figure) and `report.md` to `BENCH_REPORT_DIR` (default
 //! `target/bench`). Settings: see [`settings::Settings`]. Exit status: 0 done (targets missed
@@ -16,6 +18,7 @@
 mod alerts;
 mod api;
 mod api_client;
+mod console;
 mod db;
 mod load;
 mod pgbench;
@@ -56,7 +59,7 @@ fn run(settings: &Settings) -> Result<Report> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building the runtime")?;
     let started = Instant::now();
     let machine = Machine::here(&settings.repo);
-    let mut report = Report { machine, seconds: 0.0, api: None, wal: None, targets: Vec::new() };
+    let mut report = Report { machine, seconds: 0.0, api: None, wal: None, console: None, targets: Vec::new() };
     runtime.block_on(async {
         for scenario in &settings.scenarios {
             match scenario {
@@ -71,6 +74,12 @@ fn run(settings: &Settings) -> Result<Report> {
                     let wal = wal::run(settings).await.context("the WAL monitor benchmark")?;
                     report.targets.extend(wal.targets.iter().cloned());
                     report.wal = Some(wal);
+                }
+                Scenario::Console => {
+                    eprintln!("bench: the console and charts");
+                    let console = console::run(settings).await.context("the console benchmark")?;
+                    report.targets.extend(console.targets.iter().cloned());
+                    report.console = Some(console);
                 }
             }
         }

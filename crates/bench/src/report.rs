@@ -87,6 +87,7 @@ pub struct Report {
     pub seconds: f64,
     pub api: Option<ApiReport>,
     pub wal: Option<WalReport>,
+    pub console: Option<crate::console::ConsoleReport>,
     /// Every target of the benchmarks that ran.
     pub targets: Vec<Target>,
 }
@@ -113,6 +114,9 @@ impl Report {
         }
         if let Some(wal) = &self.wal {
             wal.markdown(&mut out);
+        }
+        if let Some(console) = &self.console {
+            console.markdown(&mut out);
         }
         let _ = writeln!(out, "## Targets\n\n| target | value | result |\n|---|---:|---|");
         for target in &self.targets {

@@ -12,12 +12,14 @@ pub enum Scenario {
     Api,
     /// The WAL monitor's tick at 1 000 and 9 000 sources, and the history query at 10 M rows.
     Wal,
+    /// The console's server side: chart.svg over 30 days at 10 M rows, the overview of 1 000 sources.
+    Console,
 }
 
 /// The bench's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `BENCH_SCENARIOS`: `api`, `wal` or both (comma-separated; default both).
+    /// `BENCH_SCENARIOS`: `api`, `wal`, `console` (comma-separated; default all three).
     pub scenarios: Vec<Scenario>,
     /// `BENCH_DURATION`: each measured run (default 10 s).
     pub duration: Duration,
@@ -75,13 +77,14 @@ impl Settings {
             }
         };
         let scenarios = match lookup("BENCH_SCENARIOS") {
-            None => vec![Scenario::Api, Scenario::Wal],
+            None => vec![Scenario::Api, Scenario::Wal, Scenario::Console],
             Some(text) => text
                 .split(',')
                 .map(|name| match name.trim() {
                     "api" => Ok(Scenario::Api),
                     "wal" => Ok(Scenario::Wal),
-                    other => bail!("BENCH_SCENARIOS: unknown scenario {other:?} (api, wal)"),
+                    "console" => Ok(Scenario::Console),
+                    other => bail!("BENCH_SCENARIOS: unknown scenario {other:?} (api, wal, console)"),
                 })
                 .collect::<Result<_>>()?,
         };

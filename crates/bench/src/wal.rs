@@ -762,26 +762,7 @@ async fn history(
     };
     let postmasters: Vec<u32> =
         clusters.meta.postmaster_pid().and_then(|pid| u32::try_from(pid).ok()).into_iter().collect();
-    let mut http = Vec::new();
-    for &concurrency in &settings.concurrencies {
-        if !settings.warmup.is_zero() {
-            load::run(server.address, concurrency, settings.warmup, Arc::clone(&make)).await?;
-        }
-        let meter = CpuMeter::start(Some(server.pid()), &postmasters);
-        let figures = load::run(server.address, concurrency, settings.duration, Arc::clone(&make)).await?;
-        let cpu = meter.shares();
-        server.check_alive("the history runs")?;
-        eprintln!(
-            "bench wal: history c={concurrency}: {:.0} req/s, p50 {}, p99 {}, non-2xx {}, errors {}; idle {}",
-            figures.rps,
-            ms(figures.p50_ms),
-            ms(figures.p99_ms),
-            figures.non_2xx,
-            figures.errors,
-            pct(cpu.idle)
-        );
-        http.push((figures, cpu));
-    }
+    let http = load::runs(settings, &mut server, &postmasters, &make, "history").await?;
     let memory = server.memory();
     server.stop()?;
 

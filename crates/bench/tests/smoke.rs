@@ -85,10 +85,33 @@ fn every_scenario_runs_and_reports_its_figures() {
         assert!(sql["p99_ms"].as_f64() > Some(0.0), "{sql}");
     }
 
+    let console = &report["console"];
+    assert_eq!(
+        (console["history_rows"].as_i64(), console["rows_per_source"].as_u64()),
+        (Some(2000), Some(100)),
+        "{console}"
+    );
+    assert!(console["slot_rows"].as_i64() > Some(1900), "a slot row per successful sample: {console}");
+    assert!(console["chart_points"].as_u64().is_some_and(|points| points > 10 && points <= 800), "{console}");
+    for (figures, _) in console["chart"].as_array().expect("chart runs").iter().map(|run| (&run[0], &run[1])) {
+        assert!(figures["requests"].as_u64() > Some(0), "{figures}");
+        assert_eq!((figures["non_2xx"].as_u64(), figures["errors"].as_u64()), (Some(0), Some(0)), "{figures}");
+    }
+    let overview = &console["overview"];
+    assert_eq!((overview["sources"].as_u64(), overview["firing_alerts"].as_u64()), (Some(20), Some(2)), "{overview}");
+    assert!(overview["sum_p99_ms"].as_f64() > Some(0.0), "{overview}");
+
     let targets = report["targets"].as_array().expect("targets");
-    assert!(targets.len() >= 12, "{targets:?}");
+    assert!(targets.len() >= 14, "{targets:?}");
     let markdown = std::fs::read_to_string(reports.path().join("report.md")).expect("report.md");
-    for heading in ["## Control-plane API", "## WAL monitor", "### History query", "## Targets", "Overall: "] {
+    for heading in [
+        "## Control-plane API",
+        "## WAL monitor",
+        "### History query",
+        "## Console and charts",
+        "## Targets",
+        "Overall: ",
+    ] {
         assert!(markdown.contains(heading), "{heading} missing from report.md:\n{markdown}");
     }
 }

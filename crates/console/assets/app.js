@@ -364,7 +364,8 @@ async function pipelinesPage() {
             h('td', {}, pipeline.pipeline_metadata ? badge(pipeline.pipeline_metadata.status) : '—',
               pipeline.pipeline_metadata && pipeline.pipeline_metadata.last_error ? h('span', { className: 'error-text' }, ` ${pipeline.pipeline_metadata.last_error}`) : null),
             h('td', {}, `${pipeline.slot_name}${pipeline.slot_managed ? ' (managed)' : ''}`),
-            h('td', { className: 'actions' }, action(pipeline, 'start', 'pipeline-start'), action(pipeline, 'pause', 'pipeline-pause'), action(pipeline, 'refresh', 'pipeline-refresh')),
+            h('td', { className: 'actions' }, action(pipeline, 'start', 'pipeline-start'), action(pipeline, 'pause', 'pipeline-pause'),
+              action(pipeline, 'refresh', 'pipeline-refresh'), h('a', { href: `#/pipelines/${pipeline.id}/edit`, testid: 'pipeline-edit' }, 'Edit')),
           ))),
       ),
       pipelines.length ? null : h('p', { className: 'empty' }, 'No pipelines yet.'),
@@ -506,18 +507,36 @@ async function destinationFormPage(id) {
   }, '#/destinations');
 }
 
-async function pipelineFormPage() {
-  const [sources, destinations] = await Promise.all([all('/sources'), all('/destinations')]);
-  apiForm('pipeline-form', 'New pipeline', [
-    { name: 'name', label: 'Name' },
-    { name: 'source_id', label: 'Source', type: 'select', options: sources.map((s) => [s.id, s.name]) },
-    { name: 'destination_id', label: 'Destination', type: 'select', options: destinations.map((d) => [d.id, d.name]) },
-    { name: 'status', label: 'Start as', type: 'select', options: [['START', 'started'], ['PAUSE', 'paused']] },
-    { name: 'slot_name', label: 'Slot name (optional)', placeholder: 'rosetta_<id>' },
-    { name: 'provision', label: 'Create its replication slot now', type: 'checkbox', value: true },
-  ], async (body) => {
+async function pipelineFormPage(id) {
+  const [sources, destinations, pipeline] = await Promise.all([
+    all('/sources'),
+    all('/destinations'),
+    id ? api('GET', `/pipelines/${id}`) : Promise.resolve({}),
+  ]);
+  const editing = Boolean(id);
+  const fields = [
+    { name: 'name', label: 'Name', value: pipeline.name },
+    { name: 'source_id', label: 'Source', type: 'select', options: sources.map((s) => [s.id, s.name]), value: pipeline.source_id },
+    { name: 'destination_id', label: 'Destination', type: 'select', options: destinations.map((d) => [d.id, d.name]), value: pipeline.destination_id },
+  ];
+  if (editing) {
+    fields.push({ name: 'slot_name', label: 'Slot name', value: pipeline.slot_name,
+      help: pipeline.slot_managed ? 'Rosetta created this slot: it cannot be renamed while it exists.' : undefined });
+  } else {
+    fields.push(
+      { name: 'status', label: 'Start as', type: 'select', options: [['START', 'started'], ['PAUSE', 'paused']] },
+      { name: 'slot_name', label: 'Slot name (optional)', placeholder: 'rosetta_<id>' },
+      { name: 'provision', label: 'Create its replication slot now', type: 'checkbox', value: true },
+    );
+  }
+  apiForm('pipeline-form', editing ? `Edit ${pipeline.name}` : 'New pipeline', fields, async (body) => {
     for (const field of ['source_id', 'destination_id']) if (body[field] !== undefined) body[field] = Number(body[field]);
-    await api('POST', '/pipelines', body);
+    if (editing) {
+      // Only what changed: a pipeline that owns its slot keeps its source and slot name.
+      for (const field of ['source_id', 'slot_name']) if (body[field] === pipeline[field]) delete body[field];
+      await api('PATCH', `/pipelines/${id}`, body);
+    }
+    else await api('POST', '/pipelines', body);
     location.hash = '#/pipelines';
   }, '#/pipelines');
 }
@@ -537,7 +556,8 @@ const ROUTES = [
   [/^#\/sources\/(\d+)$/, (id) => sourcePage(id)],
   [/^#\/sources\/(\d+)\/edit$/, (id) => sourceFormPage(id)],
   [/^#\/pipelines$/, () => pipelinesPage()],
-  [/^#\/pipelines\/new$/, () => pipelineFormPage()],
+  [/^#\/pipelines\/new$/, () => pipelineFormPage(null)],
+  [/^#\/pipelines\/(\d+)\/edit$/, (id) => pipelineFormPage(id)],
   [/^#\/destinations$/, () => destinationsPage()],
   [/^#\/destinations\/new$/, () => destinationFormPage(null)],
   [/^#\/destinations\/(\d+)\/edit$/, (id) => destinationFormPage(id)],

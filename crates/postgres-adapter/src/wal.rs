@@ -108,10 +108,11 @@ SELECT count(*) AS count FROM doomed";
 /// One source's history in a window, aggregated per bucket (`$1` source, `$2`/`$3` from/to,
 /// `$4` buckets, `$5` the span in seconds): a `source` row when the source exists, a `sample`
 /// row per bucket with attempts, a `slot` row per slot and bucket. The bucket is
-/// `ChartWindow::bucket_of`'s formula. Both scans are index-only range scans of one source.
+/// `ChartWindow::bucket_of`'s formula, in float8 (`date_part`; `extract` computes in numeric,
+/// which made the statement twice as slow). Both scans are range scans of one index each.
 const CHART_HISTORY: &str = "\
 WITH samples AS (
-    SELECT LEAST(floor(extract(epoch FROM recorded_at - $2)::float8 * $4 / $5)::int4, $4 - 1) AS bucket,
+    SELECT LEAST(floor(date_part('epoch', recorded_at - $2) * $4 / $5)::int4, $4 - 1) AS bucket,
            count(*) FILTER (WHERE status <> 'ERROR') AS succeeded,
            count(*) FILTER (WHERE status = 'ERROR') AS failed,
            max(wal_dir_bytes) AS bytes
@@ -119,7 +120,7 @@ WITH samples AS (
     WHERE source_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
     GROUP BY 1
 ), slots AS (
-    SELECT LEAST(floor(extract(epoch FROM recorded_at - $2)::float8 * $4 / $5)::int4, $4 - 1) AS bucket,
+    SELECT LEAST(floor(date_part('epoch', recorded_at - $2) * $4 / $5)::int4, $4 - 1) AS bucket,
            slot_name, max(retained_bytes) AS bytes
     FROM wal_slot_metrics
     WHERE source_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
