@@ -27,6 +27,11 @@ fi
 
 export APP_ENV="${APP_ENV:-development}"
 export PORT="${PORT:-8000}"
+# Sample every 15 s here (the default is 300 s), so the console's charts move while you try
+# things; set WAL_MONITOR_INTERVAL_SECONDS (or it in .env) to change it.
+if [ -z "${WAL_MONITOR_INTERVAL_SECONDS:-}" ] && [ -z "$(dotenv_value WAL_MONITOR_INTERVAL_SECONDS)" ]; then
+  export WAL_MONITOR_INTERVAL_SECONDS=15
+fi
 cargo build -p rosetta-server >&2
 
 banner() {
