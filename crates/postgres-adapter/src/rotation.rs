@@ -63,9 +63,8 @@ pub struct UnreadableSecret {
 pub enum RotationScope {
     /// Every value not under the newest key (`rotate-secrets`).
     Outdated,
-    /// Only values that record no key id (sealed before key ids were recorded): start-up gives
-    /// them the newest key's id, which for a server upgraded with its `SECRET_KEY` is the key
-    /// that sealed them.
+    /// Only values that record no key id (sealed before key ids were recorded), re-sealed with
+    /// the newest key's id.
     Legacy,
 }
 

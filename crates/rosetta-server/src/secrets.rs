@@ -42,25 +42,22 @@ fn under_missing_keys(survey: &SecretSurvey, key_ids: &[String]) -> u64 {
         .sum()
 }
 
-/// Logs the configured keys, gives values sealed before key ids were recorded their key's id,
-/// and logs how many secrets remain under older keys (and under keys no longer configured), on
-/// a task of its own so the start does not wait for it. A database that does not answer only
-/// costs the report.
+/// Secrets sealed before key ids were recorded (format 1): readable by this release and by the
+/// ones before it, until `rotate-secrets` re-seals them.
+fn without_key_id(survey: &SecretSurvey) -> u64 {
+    survey.counts.iter().filter(|count| count.key == LEGACY_KEY_LABEL).map(|count| count.count).sum()
+}
+
+/// Logs the configured keys and how many secrets remain under older keys, under keys no longer
+/// configured, and without a key id, on a task of its own so the start does not wait for it. It
+/// only reads: rewriting a value at start-up (even under the same key) would make it unreadable
+/// to the release being rolled back to, so every rewrite is `rotate-secrets`'. A database that
+/// does not answer only costs the report.
 pub fn report_at_start(store: PostgresStore, cipher: Arc<XChaChaSecretCipher>) {
     let key_ids = cipher.key_ids();
     tracing::info!(newest = %key_ids[0], older = ?&key_ids[1..], "secret keys configured");
     let rotation = SecretRotation::new(store, cipher as Arc<dyn SecretCipher>, SecretRotation::DEFAULT_BATCH);
     tokio::spawn(async move {
-        let upgraded = match rotation.rotate(RotationScope::Legacy).await {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot read the stored secrets to report their keys");
-                return;
-            }
-        };
-        if upgraded.resealed > 0 {
-            tracing::info!(count = upgraded.resealed, key = %key_ids[0], "recorded the key of secrets sealed before key ids");
-        }
         let survey = match rotation.survey().await {
             Ok(survey) => survey,
             Err(error) => {
@@ -69,11 +66,19 @@ pub fn report_at_start(store: PostgresStore, cipher: Arc<XChaChaSecretCipher>) {
             }
         };
         let missing = under_missing_keys(&survey, &key_ids);
-        let older = survey.outdated() - missing;
+        let legacy = without_key_id(&survey);
+        let older = survey.outdated() - missing - legacy;
         if older > 0 {
             tracing::warn!(
                 count = older,
                 "{older} stored secrets are under older keys; run `rosetta-server rotate-secrets`"
+            );
+        }
+        if legacy > 0 {
+            tracing::info!(
+                count = legacy,
+                "{legacy} stored secrets were sealed before key ids were recorded; they stay readable (also by \
+                 earlier releases) until `rosetta-server rotate-secrets` re-seals them with the newest key's id"
             );
         }
         if missing > 0 {
@@ -83,7 +88,7 @@ pub fn report_at_start(store: PostgresStore, cipher: Arc<XChaChaSecretCipher>) {
                  'its key is not configured' until the key is added back to SECRET_KEYS"
             );
         }
-        if older == 0 && missing == 0 {
+        if older == 0 && missing == 0 && legacy == 0 {
             tracing::info!("every stored secret is under the newest key");
         }
     });
