@@ -29,11 +29,7 @@ async fn an_operator_signs_in_reads_a_source_and_acts_on_pipelines_alerts_and_fo
 
     let source = support::start_cluster(ClusterOptions::default()).await;
     let admin = superuser(&source).await;
-    admin.execute("SELECT pg_create_logical_replication_slot('idle_cdc', 'test_decoding')", &[]).await.expect("slot");
-    admin
-        .batch_execute("CREATE TABLE t(id bigint, pad text); INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;")
-        .await
-        .expect("generate WAL");
+    support::inactive_slot_with_wal(&admin, "idle_cdc", 5000).await;
     let database = fresh_database().await;
     let app = TestApp::spawn_with(
         database.url(),

@@ -30,11 +30,7 @@ const FAST_MONITOR: &[(&str, &str)] = &[("WAL_MONITOR_INTERVAL_SECONDS", "1"), (
 async fn an_inactive_slot_shows_its_retained_wal_in_the_api_and_in_metrics() {
     let source = start_cluster().await;
     let admin = superuser(&source).await;
-    admin.execute("SELECT pg_create_logical_replication_slot('idle_cdc', 'test_decoding')", &[]).await.expect("slot");
-    admin
-        .batch_execute("CREATE TABLE t(id bigint, pad text); INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;")
-        .await
-        .expect("generate WAL");
+    support::inactive_slot_with_wal(&admin, "idle_cdc", 20000).await;
 
     let database = fresh_database().await;
     let app = TestApp::spawn_with(database.url(), FAST_MONITOR).await;

@@ -242,6 +242,18 @@ pub async fn superuser(cluster: &rosetta_test_support::PgCluster) -> tokio_postg
     client
 }
 
+/// Creates the inactive logical slot `slot` on `admin`'s database and writes `rows` rows of about
+/// 100 bytes after it (table `t`), so the slot retains WAL.
+pub async fn inactive_slot_with_wal(admin: &tokio_postgres::Client, slot: &str, rows: u32) {
+    admin.execute("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", &[&slot]).await.expect("slot");
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE t(id bigint, pad text); INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, {rows}) g;"
+        ))
+        .await
+        .expect("generate WAL");
+}
+
 /// Polls `GET path` until `done` accepts the JSON body or `limit` passes.
 pub async fn poll_until(app: &TestApp, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + limit;

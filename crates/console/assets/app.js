@@ -464,6 +464,12 @@ function apiForm(testid, title, fields, save, cancelHref) {
 
 const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'].map((m) => [m, m]);
 
+/** A write-only field: empty sends nothing (on an edit: keeps what is stored). */
+function secretField(name, label, editing, stored) {
+  const placeholder = editing ? (stored ? 'unchanged (stored encrypted)' : 'none set') : '';
+  return { name, label, type: 'password', placeholder, help: 'Write-only: it is never shown again.' };
+}
+
 async function sourceFormPage(id) {
   const source = id ? await api('GET', `/sources/${id}`) : {};
   const editing = Boolean(id);
@@ -473,8 +479,7 @@ async function sourceFormPage(id) {
     { name: 'pg_port', label: 'Port', type: 'number', value: source.pg_port ?? 5432 },
     { name: 'pg_database', label: 'Database', value: source.pg_database },
     { name: 'pg_username', label: 'User', value: source.pg_username },
-    { name: 'pg_password', label: 'Password', type: 'password',
-      placeholder: editing ? (source.has_password ? 'unchanged (stored encrypted)' : 'none set') : '', help: 'Write-only: it is never shown again.' },
+    secretField('pg_password', 'Password', editing, source.has_password),
     { name: 'publication_name', label: 'Publication', value: source.publication_name },
     { name: 'replication_id', label: 'Replication id', type: 'number', value: source.replication_id ?? 1 },
     { name: 'pg_sslmode', label: 'TLS (sslmode)', type: 'select', options: SSL_MODES, value: source.pg_sslmode || 'prefer' },
@@ -498,8 +503,7 @@ async function destinationFormPage(id) {
     { name: 'snowflake_schema', label: 'Schema', value: destination.snowflake_schema },
     { name: 'snowflake_role', label: 'Role (optional)', value: destination.snowflake_role, emptyAs: editing ? null : undefined },
     { name: 'snowflake_private_key_path', label: 'Private key path', value: destination.snowflake_private_key_path },
-    { name: 'snowflake_private_key_passphrase', label: 'Private key passphrase', type: 'password',
-      placeholder: editing ? 'unchanged (stored encrypted)' : '', help: 'Write-only: it is never shown again.' },
+    secretField('snowflake_private_key_passphrase', 'Private key passphrase', editing, destination.has_private_key_passphrase),
   ], async (body) => {
     if (editing) await api('PATCH', `/destinations/${id}`, body);
     else await api('POST', '/destinations', body);

@@ -134,6 +134,18 @@ fn too_large() -> Problem {
     Problem::new("less_than_equal", format!("must be at most {}", i64::MAX))
 }
 
+/// `value` when it lies in `min..=max`, else the problem a client of the original service knows
+/// (`greater_than_equal` / `less_than_equal`, naming the bound).
+pub(crate) fn within(value: i64, min: i64, max: i64) -> Result<i64, Problem> {
+    if value < min {
+        Err(Problem::new("greater_than_equal", format!("Input should be greater than or equal to {min}")))
+    } else if value > max {
+        Err(Problem::new("less_than_equal", format!("Input should be less than or equal to {max}")))
+    } else {
+        Ok(value)
+    }
+}
+
 /// An integer in a query string or path: decimal digits with an optional sign, nothing else.
 pub(crate) fn parse_integer(raw: &str) -> Result<i64, Problem> {
     raw.parse::<i64>().map_err(|_| {

@@ -15,7 +15,9 @@ use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::openapi::{KnownFormat, SchemaFormat};
 
-use super::{JsonInput, Problem, TextInput, integer_schema, parse_integer, read_integer, read_text, string_schema};
+use super::{
+    JsonInput, Problem, TextInput, integer_schema, parse_integer, read_integer, read_text, string_schema, within,
+};
 
 /// A resource name: letters, digits, `-`, `_` (stored lower-cased).
 pub(crate) const NAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
@@ -128,14 +130,24 @@ impl TextInput for PageLimit {
         integer_schema(Some(1), Some(i64::from(PageLimit::MAX)))
     }
     fn parse(raw: &str) -> Result<Self, Problem> {
-        let value = parse_integer(raw)?;
+        let value = within(parse_integer(raw)?, 1, i64::from(PageLimit::MAX))?;
         u32::try_from(value).ok().and_then(|limit| PageLimit::new(limit).ok()).ok_or_else(|| {
-            if value < 1 {
-                Problem::new("greater_than_equal", "Input should be greater than or equal to 1")
-            } else {
-                Problem::new("less_than_equal", format!("Input should be less than or equal to {}", PageLimit::MAX))
-            }
+            Problem::new("less_than_equal", format!("Input should be less than or equal to {}", PageLimit::MAX))
         })
+    }
+}
+
+/// A chart dimension in pixels, `MIN` to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pixels<const MIN: u32, const MAX: u32>(pub u32);
+
+impl<const MIN: u32, const MAX: u32> TextInput for Pixels<MIN, MAX> {
+    fn schema() -> Object {
+        integer_schema(Some(i64::from(MIN)), Some(i64::from(MAX)))
+    }
+    fn parse(raw: &str) -> Result<Self, Problem> {
+        let value = within(parse_integer(raw)?, i64::from(MIN), i64::from(MAX))?;
+        Ok(Self(u32::try_from(value).unwrap_or(MAX)))
     }
 }
 
@@ -308,13 +320,8 @@ impl JsonInput for RuleSeconds {
         integer_schema(Some(0), Some(Self::MAX))
     }
     fn read(value: Value) -> Result<Self, Problem> {
-        read_integer(value, Ok).and_then(|raw| match u64::try_from(raw) {
-            Ok(seconds) if raw <= Self::MAX => Ok(Self(seconds)),
-            Ok(_) => {
-                Err(Problem::new("less_than_equal", format!("Input should be less than or equal to {}", Self::MAX)))
-            }
-            Err(_) => Err(Problem::new("greater_than_equal", "Input should be greater than or equal to 0")),
-        })
+        let seconds = within(read_integer(value, Ok)?, 0, Self::MAX)?;
+        Ok(Self(seconds.unsigned_abs()))
     }
 }
 

@@ -20,7 +20,7 @@ use crate::chart::{ChartSize, render_svg};
 use crate::error::{ApiError, ErrorBody};
 use crate::input::path::Path;
 use crate::input::query::{Query, QueryFields, QueryInput, described_query};
-use crate::input::{Problem, TextInput, integer_schema, parse_integer};
+use crate::input::values::Pixels;
 
 /// How a source looks to the WAL monitor.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -358,26 +358,6 @@ impl QueryInput for SystemHistoryParams {
         let to = q.optional::<Timestamp>("to", TO);
         let limit = q.defaulted("limit", LIMIT, PageLimit::DEFAULT, json!(PageLimit::DEFAULT.get()));
         Some(Self(SystemHistoryQuery { from, to, limit: limit? }))
-    }
-}
-
-/// A chart dimension in pixels, `MIN` to `MAX`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pixels<const MIN: u32, const MAX: u32>(pub u32);
-
-impl<const MIN: u32, const MAX: u32> TextInput for Pixels<MIN, MAX> {
-    fn schema() -> utoipa::openapi::schema::Object {
-        integer_schema(Some(i64::from(MIN)), Some(i64::from(MAX)))
-    }
-    fn parse(raw: &str) -> Result<Self, Problem> {
-        let value = parse_integer(raw)?;
-        if value < i64::from(MIN) {
-            Err(Problem::new("greater_than_equal", format!("Input should be greater than or equal to {MIN}")))
-        } else if value > i64::from(MAX) {
-            Err(Problem::new("less_than_equal", format!("Input should be less than or equal to {MAX}")))
-        } else {
-            Ok(Self(u32::try_from(value).unwrap_or(MAX)))
-        }
     }
 }
 
